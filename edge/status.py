@@ -1,0 +1,127 @@
+"""The recorder's compact status snapshot, published a few times a second.
+
+The TUI, the MQTT status topic and `roadpatrol tui` attaching over a local socket all read
+this one shape; ``to_json``/``from_json`` make it cross a process boundary unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    connected: bool = False
+    source: str = ""
+    fps: float = 0.0
+    frames: int = 0
+    dropped_frames: int = 0
+    reconnects: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpsStatus:
+    mode: int = 0  # FixMode value
+    quality: str = "none"
+    sats_used: int | None = None
+    hdop: float | None = None
+    speed_mps: float | None = None
+    lat_deg: float | None = None
+    lon_deg: float | None = None
+    fix_age_s: float | None = None  # None: never had a fix
+    bad_sentences: int = 0
+    clock_set: bool = True
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    model_id: str = ""
+    name: str = ""
+    version: str = ""
+    infer_ms: float = 0.0
+    graded: int = 0
+    paused: bool = False
+    error: str | None = None  # e.g. a model refused at start
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    pending: int = 0
+    pending_bytes: int = 0
+    oldest_age_s: float | None = None
+    evictions: int = 0
+    stored: int = 0
+    disk_free_bytes: int | None = None
+    disk_low: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatus:
+    enabled: bool = False
+    connected: bool = False
+    offline_since_utc: str | None = None
+    last_acked_id: str | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentFinding:
+    id: str
+    captured_at_utc: str
+    grade: int
+    type_codes: tuple[str, ...]
+    origin: str
+    distance_m: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    recording: bool = False
+    vehicle_id: str = ""
+    started_at_utc: str = ""
+    distance_m: float = 0.0
+    findings_by_grade: dict[str, int] = field(default_factory=lambda: dict.fromkeys("0123", 0))
+    camera: CameraStatus = CameraStatus()
+    gps: GpsStatus = GpsStatus()
+    model: ModelStatus = ModelStatus()
+    outbox: OutboxStatus = OutboxStatus()
+    link: LinkStatus = LinkStatus()
+    recent: tuple[RecentFinding, ...] = ()
+    alerts: tuple[str, ...] = ()  # alert codes; the UI's message catalogue words them
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Status:
+        raw: dict[str, Any] = json.loads(text)
+        return cls(
+            recording=bool(raw["recording"]),
+            vehicle_id=raw["vehicle_id"],
+            started_at_utc=raw["started_at_utc"],
+            distance_m=float(raw["distance_m"]),
+            findings_by_grade={str(k): int(v) for k, v in raw["findings_by_grade"].items()},
+            camera=CameraStatus(**raw["camera"]),
+            gps=GpsStatus(**raw["gps"]),
+            model=ModelStatus(**raw["model"]),
+            outbox=OutboxStatus(**raw["outbox"]),
+            link=LinkStatus(**raw["link"]),
+            recent=tuple(
+                RecentFinding(**{**r, "type_codes": tuple(r["type_codes"])}) for r in raw["recent"]
+            ),
+            alerts=tuple(raw["alerts"]),
+        )
+
+
+class Alert:
+    """Alert codes a driver must act on; the TUI's catalogue has the words."""
+
+    NO_GPS_FIX = "no_gps_fix"
+    CAMERA_LOST = "camera_lost"
+    DISK_LOW = "disk_low"
+    MODEL_REFUSED = "model_refused"
+    CLOCK_NOT_SET = "clock_not_set"
