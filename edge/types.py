@@ -70,9 +70,7 @@ class Fix:
 
     @property
     def has_position(self) -> bool:
-        return (
-            self.mode >= FixMode.FIX_2D and self.lat_deg is not None and self.lon_deg is not None
-        )
+        return self.mode >= FixMode.FIX_2D and self.lat_deg is not None and self.lon_deg is not None
 
 
 class PositionSource(StrEnum):

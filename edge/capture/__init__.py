@@ -1,0 +1,30 @@
+"""Camera capture: frame sources, the newest-frame capture thread, and distance sampling."""
+
+from edge.capture.config import CameraConfig, SamplingConfig
+from edge.capture.sampler import DistanceSampler
+from edge.capture.slot import LatestFrameSlot
+from edge.capture.sources import (
+    DeviceSource,
+    FrameSource,
+    ImageFolderSource,
+    RtspSource,
+    SourceUnavailable,
+    VideoFileSource,
+    open_frame_source,
+)
+from edge.capture.thread import CaptureThread
+
+__all__ = [
+    "CameraConfig",
+    "CaptureThread",
+    "DeviceSource",
+    "DistanceSampler",
+    "FrameSource",
+    "ImageFolderSource",
+    "LatestFrameSlot",
+    "RtspSource",
+    "SamplingConfig",
+    "SourceUnavailable",
+    "VideoFileSource",
+    "open_frame_source",
+]

@@ -1,0 +1,186 @@
+"""One TOML file configures a vehicle; it is validated completely at start.
+
+Unknown keys are refused everywhere (a typo must not silently fall back to a default), every
+field has a documented default, and errors name the field and the line of the file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.capture.config import CameraConfig, SamplingConfig
+from edge.gps.config import GpsConfig
+from edge.mqtt_config import MqttConfig
+from edge.outbox.config import OutboxConfig
+from edge.status_socket.protocol import ScreenConfig
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_MODELS_DIR = PACKAGE_ROOT / "models"
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VehicleConfig(_Section):
+    vehicle_id: str = Field(
+        "demo-vehicle",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="This vehicle's id: MQTT topics and every finding carry it.",
+    )
+    data_dir: Path = Field(
+        Path("/var/lib/roadpatrol"),
+        description="Outbox database, images, model store and the status socket live here.",
+    )
+
+
+class ModelConfig(_Section):
+    package: Path | None = Field(
+        None,
+        description="Model package (.json manifest or .onnx). Default: the shipped package "
+        "whose manifest says default_for_vehicles.",
+    )
+    threads: int | None = Field(
+        None, ge=1, le=64, description="onnxruntime threads. Default: all cores but one."
+    )
+
+
+class PipelineConfig(_Section):
+    queue_size: int = Field(
+        4, ge=1, le=256, description="Graded frames waiting for the recorder; oldest dropped."
+    )
+    merge_distance_m: float = Field(
+        12.0,
+        ge=0.0,
+        description="Sightings of the same damage type within this distance driven (and a "
+        "similar place in the image) merge into one finding.",
+    )
+    merge_min_iou: float = Field(
+        0.1, ge=0.0, le=1.0, description="Minimum box overlap (IoU) for two sightings to merge."
+    )
+    jpeg_quality: int = Field(85, ge=30, le=100, description="JPEG quality of stored frames.")
+    status_hz: float = Field(4.0, gt=0.0, le=30.0, description="Status snapshots per second.")
+
+
+class AppConfig(_Section):
+    vehicle: VehicleConfig = VehicleConfig()
+    camera: CameraConfig = CameraConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    gps: GpsConfig = GpsConfig()
+    model: ModelConfig = ModelConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    mqtt: MqttConfig = MqttConfig()
+    screen: ScreenConfig = ScreenConfig()
+
+
+class ConfigError(Exception):
+    """A config file that must not start the recorder; ``problems`` name field and line."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path, self.problems = path, problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """Best-effort line number (1-based) of a dotted key in TOML text."""
+    lines = text.splitlines()
+    section, key = [str(p) for p in loc[:-1]], str(loc[-1]) if loc else ""
+    current: list[str] = []
+    fallback = None
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split("#", 1)[0].strip()
+        header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]", line)
+        if header:
+            current = [p.strip().strip('"') for p in header.group(1).split(".")]
+            if current == [*section, key]:
+                fallback = number
+            continue
+        match = re.match(r"""^("?)([A-Za-z0-9_-]+)\1\s*=""", line)
+        if match and current == section and match.group(2) == key:
+            return number
+        if match and not section and current == [] and match.group(2) == key:
+            return number
+    return fallback
+
+
+def validate_config(raw: dict[str, Any], path: Path, text: str = "") -> AppConfig:
+    try:
+        return AppConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            line = _line_of(text, loc) if text else None
+            where = f"line {line}: " if line else ""
+            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{where}{field}: {message}")
+        raise ConfigError(path, problems) from exc
+
+
+def load_config(path: Path) -> AppConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(path, ["file not found"]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot read it: {exc}"]) from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from exc
+    config = validate_config(raw, path, text)
+    return _resolve_relative_paths(config, path.parent)
+
+
+def _resolve_relative_paths(config: AppConfig, base: Path) -> AppConfig:
+    """Paths in a config file are relative to the file, not to wherever the service starts."""
+
+    def fix(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else (base / p).resolve()
+
+    return config.model_copy(
+        update={
+            "vehicle": config.vehicle.model_copy(update={"data_dir": fix(config.vehicle.data_dir)}),
+            "camera": config.camera.model_copy(update={"path": fix(config.camera.path)}),
+            "gps": config.gps.model_copy(update={"nmea_file": fix(config.gps.nmea_file)}),
+            "model": config.model.model_copy(update={"package": fix(config.model.package)}),
+        }
+    )
+
+
+def default_model_package(models_dir: Path = SHIPPED_MODELS_DIR) -> Path:
+    """The shipped package whose manifest marks it as the vehicles' default."""
+    from edge.manifest import ModelPackageError, load_manifest
+
+    for manifest_path in sorted(models_dir.glob("*.json")):
+        try:
+            if load_manifest(manifest_path).default_for_vehicles:
+                return manifest_path
+        except ModelPackageError:
+            continue
+    raise ModelPackageError(f"{models_dir}: no model package marked default_for_vehicles")
+
+
+def demo_config(data_dir: Path, *, fast: bool = False) -> AppConfig:
+    """The bundled demo drive: real road frames and an NMEA track near Chiba City Hall."""
+    return AppConfig(
+        vehicle=VehicleConfig(vehicle_id="demo-chiba-01", data_dir=data_dir),
+        camera=CameraConfig(source="folder", path=DEMO_DIR / "frames", fps=DEMO_FPS, pace=not fast),
+        sampling=SamplingConfig(),
+        gps=GpsConfig(
+            source="nmea_file",
+            nmea_file=DEMO_DIR / "chiba_drive.nmea",
+            replay_speed=0 if fast else 1.0,
+        ),
+    )
+
+
+DEMO_FPS = 1.6

@@ -1,0 +1,63 @@
+"""GPS: NMEA and gpsd fix sources, the reader thread, and geotagging from recent fixes.
+
+Typical use by the recorder: ``open_fix_source(cfg.gps)`` picks serial, gpsd or an NMEA log
+by config; ``history_for(cfg.gps)`` makes the FixHistory with the configured limits;
+``GpsThread(source, history).start()`` keeps it filled. Then per frame
+``history.position_at(frame.mono_ns)`` (a Position, or None: ungeotagged) and
+``history.odometer_m_at(frame.mono_ns)`` (metres driven), and ``gps.status()`` for the screen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.gps.config import GpsConfig
+from edge.gps.gpsd_source import GpsdSource
+from edge.gps.history import FixHistory
+from edge.gps.sources import (
+    EndOfFixes,
+    FixSource,
+    FixSourceError,
+    NmeaReplaySource,
+    SerialNmeaSource,
+    SourceStats,
+)
+from edge.gps.thread import GpsThread
+
+DEMO_TRACK = Path(__file__).resolve().parent.parent / "demo" / "chiba_drive.nmea"
+
+
+def open_fix_source(cfg: GpsConfig) -> FixSource:
+    """The source the config names. Raises FixSourceError only for an unreadable NMEA log;
+    a missing serial device or gpsd is reported in the source's status and retried."""
+    if cfg.source == "serial":
+        return SerialNmeaSource(cfg.serial_port, cfg.baud)
+    if cfg.source == "gpsd":
+        return GpsdSource(cfg.gpsd_host, cfg.gpsd_port)
+    assert cfg.nmea_file is not None  # the config validator guarantees it
+    return NmeaReplaySource(cfg.nmea_file, speed=cfg.replay_speed)
+
+
+def history_for(cfg: GpsConfig) -> FixHistory:
+    return FixHistory(
+        capacity=cfg.history_size,
+        max_dead_reckoning_s=cfg.max_dead_reckoning_s,
+        max_interpolation_gap_s=cfg.max_interpolation_gap_s,
+    )
+
+
+__all__ = [
+    "DEMO_TRACK",
+    "EndOfFixes",
+    "FixHistory",
+    "FixSource",
+    "FixSourceError",
+    "GpsConfig",
+    "GpsThread",
+    "GpsdSource",
+    "NmeaReplaySource",
+    "SerialNmeaSource",
+    "SourceStats",
+    "history_for",
+    "open_fix_source",
+]

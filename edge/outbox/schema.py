@@ -1,0 +1,173 @@
+"""The outbox database: its tables, opening it durably, and setting a corrupt one aside."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "outbox.sqlite3"
+IMAGES_DIR = "images"
+LOCK_NAME = "outbox.lock"
+SCHEMA_VERSION = 1
+
+# image_state: 'none' (no picture), 'pending' (on disk, not yet at the office), 'sent' (at the
+# office, kept until room is needed), 'evicted' (deleted for room), 'missing' (vanished).
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS findings (
+    id              TEXT PRIMARY KEY,
+    grade           INTEGER NOT NULL,
+    captured_at_utc TEXT NOT NULL,   -- ISO-8601 with microseconds and Z: sorts as time
+    payload         TEXT NOT NULL,   -- the finding's JSON (edge.serialize)
+    payload_bytes   INTEGER NOT NULL,
+    stored_at       REAL NOT NULL,   -- Unix seconds when committed here
+    sent_at         REAL,            -- Unix seconds when the broker acknowledged; NULL: pending
+    image_name      TEXT,            -- file name under images/
+    image_bytes     INTEGER NOT NULL DEFAULT 0,
+    image_state     TEXT NOT NULL DEFAULT 'none',
+    image_sent_at   REAL
+);
+-- The indexes carry the byte counts so that status queries never read the JSON payloads.
+CREATE INDEX IF NOT EXISTS findings_unsent
+    ON findings (grade DESC, captured_at_utc, id, payload_bytes, sent_at) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS findings_unsent_images
+    ON findings (grade DESC, captured_at_utc, id)
+    WHERE sent_at IS NOT NULL AND image_state = 'pending';
+CREATE INDEX IF NOT EXISTS findings_images_by_age
+    ON findings (image_state, grade, captured_at_utc, image_bytes);
+CREATE INDEX IF NOT EXISTS findings_by_grade ON findings (grade, sent_at);
+CREATE TABLE IF NOT EXISTS track (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_utc    TEXT,
+    lat_deg     REAL NOT NULL,
+    lon_deg     REAL NOT NULL,
+    speed_mps   REAL,
+    track_deg   REAL,
+    hdop        REAL,
+    fix_mode    INTEGER NOT NULL,
+    stored_at   REAL NOT NULL,
+    sent_at     REAL
+);
+CREATE INDEX IF NOT EXISTS track_unsent ON track (id) WHERE sent_at IS NULL;
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+class OutboxError(Exception):
+    """The outbox cannot be used; the message names the file and the reason."""
+
+
+class DataDirLock:
+    """An advisory lock marking the one process that may tidy the data directory.
+
+    Whoever holds it may set a corrupt database aside and delete orphan images; others (a
+    `sync drain` beside the recorder) use the outbox but leave housekeeping alone. The kernel
+    drops the lock when the process dies, even on kill -9.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self._file: IO[bytes] | None = open(data_dir / LOCK_NAME, "ab")  # noqa: SIM115
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.owner = True
+        except BlockingIOError:
+            self.owner = False
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
+
+
+def connect(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+    )
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit that returned survives a power cut, not just a crash.
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def connect_read_only(path: Path, *, busy_timeout_s: float = 5.0) -> sqlite3.Connection:
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, check_same_thread=False)
+
+
+def check_integrity(path: Path) -> str | None:
+    """None when SQLite's quick_check passes; otherwise what is wrong."""
+    try:
+        conn = sqlite3.connect(path, timeout=5.0)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    problems = [str(r[0]) for r in rows]
+    if problems == ["ok"]:
+        return None
+    return "; ".join(problems[:5])
+
+
+def set_aside(data_dir: Path, reason: str) -> Path:
+    """Move a corrupt database (with its WAL and images) aside; returns the moved file's path."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    tag = f"corrupt-{stamp}"
+    n = 1
+    while (data_dir / f"{DB_NAME}.{tag}").exists():
+        tag = f"corrupt-{stamp}-{n}"
+        n += 1
+    db = data_dir / DB_NAME
+    moved = data_dir / f"{DB_NAME}.{tag}"
+    # The WAL and shared-memory files keep their suffix, so that SQLite still pairs them
+    # with the moved database when a technician tries to salvage it.
+    for suffix in ("-wal", "-shm"):
+        side = db.with_name(db.name + suffix)
+        if side.exists():
+            os.replace(side, moved.with_name(moved.name + suffix))
+    os.replace(db, moved)
+    images = data_dir / IMAGES_DIR
+    images_moved = data_dir / f"{IMAGES_DIR}.{tag}"
+    if images.is_dir():
+        # Their rows are in the damaged file: keep them beside it rather than treat them as
+        # orphans of the new database and delete them.
+        os.replace(images, images_moved)
+    log.warning(
+        "outbox database %s is corrupt (%s): moved it aside to %s and started a new one; "
+        "its images are in %s",
+        db,
+        reason,
+        moved,
+        images_moved,
+    )
+    return moved
+
+
+def create_schema(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Create the tables if needed; refuse a database written by a newer schema."""
+    conn.executescript(DDL)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+    elif int(row[0]) > SCHEMA_VERSION:
+        raise OutboxError(
+            f"{db_path}: schema version {row[0]} is newer than this software "
+            f"understands ({SCHEMA_VERSION}); update roadpatrol"
+        )

@@ -1,0 +1,124 @@
+"""Keeping the outbox within its disk budget, and the small transaction helpers it needs.
+
+Every function here expects its caller to hold the Outbox's write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from edge.outbox.images import TMP_SUFFIX
+from edge.outbox.queries import EVICTED_BYTES, IMAGE_BYTES_ON_DISK, IMAGES_EVICTED
+
+log = logging.getLogger(__name__)
+
+_EVICT_BATCH = 256
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """IMMEDIATE: take SQLite's write lock now, not halfway through."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # also when COMMIT itself failed (disk full, I/O error)
+            conn.execute("ROLLBACK")
+        raise
+
+
+def bump(conn: sqlite3.Connection, name: str, delta: int) -> None:
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        (name, delta),
+    )
+
+
+def disk_free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def _choose_victims(conn: sqlite3.Connection, need: int) -> list[tuple[str, str, int]]:
+    """Sent images first, then unsent; within each the lowest grade, then the oldest."""
+    victims: list[tuple[str, str, int]] = []
+    freed = 0
+    for state in ("sent", "pending"):
+        cursor = conn.execute(
+            "SELECT id, image_name, image_bytes FROM findings WHERE image_state = ? "
+            "ORDER BY grade, captured_at_utc, id",
+            (state,),
+        )
+        try:
+            for row in cursor:
+                victims.append(row)
+                freed += row[2]
+                if freed >= need:
+                    return victims
+        finally:
+            cursor.close()
+    return victims
+
+
+def enforce_limits(
+    conn: sqlite3.Connection, images_dir: Path, cap_bytes: int, min_free_bytes: int
+) -> None:
+    """Delete images until they fit under the cap and the disk keeps its free-space floor."""
+    (on_disk,) = conn.execute(
+        "SELECT COALESCE(MAX(value), 0) FROM counters WHERE name = ?", (IMAGE_BYTES_ON_DISK,)
+    ).fetchone()
+    need = max(on_disk - cap_bytes, min_free_bytes - disk_free_bytes(images_dir))
+    if need <= 0:
+        return
+    victims = _choose_victims(conn, need)
+    for start in range(0, len(victims), _EVICT_BATCH):
+        batch = victims[start : start + _EVICT_BATCH]
+        size = sum(v[2] for v in batch)
+        # Commit first, delete second: a crash in between leaves an orphan file (deleted at
+        # the next open), never a row pointing at a file that is gone.
+        with transaction(conn):
+            conn.executemany(
+                "UPDATE findings SET image_state = 'evicted' WHERE id = ?",
+                [(v[0],) for v in batch],
+            )
+            bump(conn, IMAGES_EVICTED, len(batch))
+            bump(conn, EVICTED_BYTES, size)
+            bump(conn, IMAGE_BYTES_ON_DISK, -size)
+        for _, name, _ in batch:
+            (images_dir / name).unlink(missing_ok=True)
+    if victims:
+        log.warning(
+            "outbox: deleted %d images (%d bytes) to stay under the image cap / free-space floor",
+            len(victims),
+            sum(v[2] for v in victims),
+        )
+
+
+def tidy(conn: sqlite3.Connection, images_dir: Path) -> None:
+    """Delete orphan images (no row wants them) and recount the bytes the images take."""
+    keep = {
+        name
+        for (name,) in conn.execute(
+            "SELECT image_name FROM findings WHERE image_state IN ('pending', 'sent')"
+        )
+    }
+    for path in images_dir.iterdir():
+        orphan = path.name.endswith(TMP_SUFFIX) or (path.suffix == ".jpg" and path.name not in keep)
+        if orphan and path.is_file():
+            log.info("outbox: deleting orphan image %s", path)
+            path.unlink(missing_ok=True)
+    with transaction(conn):
+        (total,) = conn.execute(
+            "SELECT COALESCE(SUM(image_bytes), 0) FROM findings "
+            "WHERE image_state IN ('pending', 'sent')"
+        ).fetchone()
+        conn.execute(
+            "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)",
+            (IMAGE_BYTES_ON_DISK, total),
+        )

@@ -1,0 +1,442 @@
+"""The recorder: capture → grade → record, with GPS beside it, publishing status snapshots.
+
+Threads: capture (newest frame only), GPS, grading (one onnxruntime session), recording
+(geotag, merge repeat sightings, write the outbox) and status. Grading hands graded frames to
+recording through a bounded queue that drops the oldest when full, so a slow disk never stalls
+grading and grading never stalls capture.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import cv2
+
+from edge.capture.sampler import DistanceSampler
+from edge.capture.thread import CaptureThread
+from edge.config import AppConfig, default_model_package
+from edge.dropqueue import DropOldestQueue
+from edge.gps import GpsThread, history_for, open_fix_source
+from edge.gps.sources import EndOfFixes
+from edge.grader import Grader
+from edge.ids import new_finding_id
+from edge.manifest import ModelPackageError
+from edge.merge import MergeRules, Sighting, better, covers, same_damage
+from edge.outbox import Outbox
+from edge.status import (
+    Alert,
+    GpsStatus,
+    LinkStatus,
+    ModelStatus,
+    OutboxStatus,
+    RecentFinding,
+    Status,
+)
+from edge.types import Damage, Finding, FindingOrigin, Frame, GradedFrame
+
+log = logging.getLogger(__name__)
+
+MANUAL_GRADE = 2  # a crew member thought it worth a stop: the office looks at it like "repair"
+_RECENT = 20
+_OUTBOX_STATS_EVERY_S = 1.0
+_TRACK_EVERY_S = 5.0
+
+
+@dataclass
+class _OpenFinding:
+    finding: Finding
+    best: Sighting
+    last: Sighting
+
+
+class Recorder:
+    def __init__(self, config: AppConfig, *, lockstep: bool = False):
+        """``lockstep``: grade every frame of a finite replay in order (demo --fast, tests),
+        instead of always the newest frame of a live camera."""
+        self.config = config
+        self.lockstep = lockstep
+        self.run_id = new_finding_id()  # "boot id": one start of the recorder
+        self.started_at_utc = datetime.now(UTC)
+        self.outbox = Outbox.from_config(config.vehicle.data_dir, config.outbox)
+        self.history = history_for(config.gps)
+        self.gps = GpsThread(open_fix_source(config.gps), self.history)
+        self.capture = CaptureThread.from_config(config.camera)
+        self.sampler = DistanceSampler(config.sampling)
+        self.grader: Grader | None = None
+        self.model_error: str | None = None
+        try:
+            package = config.model.package or default_model_package()
+            self.grader = Grader(package, threads=config.model.threads)
+        except ModelPackageError as exc:
+            self.model_error = str(exc)
+            log.error("model refused, recording without grading: %s", exc)
+        self.merge_rules = MergeRules(
+            max_distance_m=config.pipeline.merge_distance_m,
+            min_x_overlap=config.pipeline.merge_min_iou,
+        )
+        self._graded_q: DropOldestQueue[GradedFrame] = DropOldestQueue(config.pipeline.queue_size)
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._ended = threading.Event()
+        self._lock = threading.Lock()  # findings, counters, seq
+        self._seq = 0
+        self._open: _OpenFinding | None = None
+        self._last_frame: Frame | None = None
+        self._by_grade = dict.fromkeys("0123", 0)
+        self._recent: collections.deque[RecentFinding] = collections.deque(maxlen=_RECENT)
+        self._graded = 0
+        self._frames = 0
+        self._last_infer_ms = 0.0
+        self._outbox_status = OutboxStatus()
+        self._link_provider: LinkProvider | None = None
+        self._threads: list[threading.Thread] = []
+        self._replay_base_ns = time.monotonic_ns()
+        self._replay_first_utc: datetime | None = None
+
+    # ---- life cycle ----
+
+    def start(self) -> Recorder:
+        self._refresh_outbox_stats()
+        if self.lockstep:
+            self._preload_replay()
+            grade_target = self._lockstep_loop
+        else:
+            self.gps.start()
+            self.capture.start()
+            grade_target = self._grade_loop
+        for name, target in (
+            ("grade", grade_target),
+            ("record", self._record_loop),
+            ("status", self._status_loop),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.capture.stop()
+        if not self.lockstep:
+            self.gps.stop()
+        self._graded_q.close()
+        for thread in self._threads:
+            thread.join(timeout=10.0)
+        self.outbox.close()
+
+    def wait_ended(self, timeout_s: float | None = None) -> bool:
+        """True once a finite replay has been graded and recorded to its end."""
+        return self._ended.wait(timeout_s)
+
+    def attach_link(self, provider: LinkProvider) -> None:
+        self._link_provider = provider
+
+    # ---- control ----
+
+    def set_paused(self, paused: bool) -> None:
+        (self._paused.set if paused else self._paused.clear)()
+        log.info("grading %s", "paused" if paused else "resumed")
+
+    def mark_manual(self) -> str | None:
+        """Store the current frame and position as a finding marked by the crew."""
+        frame = self._last_frame
+        mono_ns = frame.mono_ns if frame else time.monotonic_ns()
+        model_id = self.grader.model_id if self.grader else ""
+        with self._lock:
+            finding = self._new_finding(
+                frame, mono_ns, MANUAL_GRADE, (), model_id, FindingOrigin.MANUAL
+            )
+            try:
+                self.outbox.add(finding, self._jpeg(frame) if frame else None)
+            except Exception:
+                log.exception("manual mark could not be stored")
+                return None
+            self._count(finding)
+        return finding.id
+
+    # ---- grading ----
+
+    def _grade_loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self.capture.take(timeout_s=0.5)
+            if frame is None:
+                if self.capture.ended.is_set():
+                    self._graded_q.close()
+                    return
+                continue
+            self._consider(frame)
+
+    def _preload_replay(self) -> None:
+        """Read a whole NMEA log up front, timed by the receiver's clock rather than by when
+        this machine got to parse it, so replayed frames and fixes share one time line."""
+        source = open_fix_source(self.config.gps)
+        first_utc = None
+        next_track_s = 0.0
+        try:
+            while True:
+                try:
+                    fix = source.read(timeout_s=1.0)
+                except EndOfFixes:
+                    break
+                if fix is None or fix.time_utc is None:
+                    continue
+                first_utc = first_utc or fix.time_utc
+                self._replay_first_utc = self._replay_first_utc or fix.time_utc
+                offset_s = (fix.time_utc - first_utc).total_seconds()
+                fix = replace(fix, mono_ns=self._replay_base_ns + int(offset_s * 1e9))
+                self.history.add(fix)
+                if fix.has_position and offset_s >= next_track_s:
+                    self.outbox.add_track_point(fix)
+                    next_track_s = offset_s + _TRACK_EVERY_S
+        finally:
+            source.close()
+
+    def _lockstep_loop(self) -> None:
+        """Every frame of a finite replay, in order, on a clock derived from the replay itself."""
+        source = self.capture.source
+        fps = self.config.camera.fps or 1.0
+        first_fix = self._replay_base_ns
+        try:
+            source.open()
+            while not self._stop.is_set():
+                frame = source.read()
+                if frame is None:
+                    break
+                offset_s = frame.seq / fps
+                frame = replace(
+                    frame,
+                    mono_ns=first_fix + int(offset_s * 1e9),
+                    captured_at_utc=(self._replay_first_utc or frame.captured_at_utc)
+                    + timedelta(seconds=offset_s),
+                )
+                self._consider(frame, lossless=True)
+        finally:
+            source.close()
+            self._graded_q.close()
+
+    def _consider(self, frame: Frame, lossless: bool = False) -> None:
+        self._last_frame = frame
+        self._frames += 1
+        if self._paused.is_set() or self.grader is None:
+            return
+        fix = self.history.latest()
+        odometer = self.history.odometer_m_at(frame.mono_ns) if fix else None
+        speed = fix.speed_mps if fix else None
+        if not self.sampler.should_grade(frame.mono_ns, odometer, speed):
+            return
+        graded = self.grader.grade(frame)
+        self._graded += 1
+        self._last_infer_ms = graded.infer_ms
+        if lossless:
+            self._graded_q.put_wait(graded)
+        else:
+            self._graded_q.put(graded)
+
+    # ---- recording ----
+
+    def _record_loop(self) -> None:
+        while True:
+            graded = self._graded_q.get(timeout_s=0.5)
+            if graded is None:
+                if self._graded_q.closed:
+                    self._ended.set()
+                    return
+                continue
+            try:
+                self.record(graded)
+            except Exception:
+                # A full or broken disk must not stop grading; the frame is counted as lost.
+                log.exception("could not record frame %d", graded.frame.seq)
+
+    def record(self, graded: GradedFrame) -> None:
+        self.outbox.count_frame(graded.grade)
+        if graded.grade == 0:
+            with self._lock:
+                self._by_grade["0"] += 1
+            return
+        frame = graded.frame
+        odometer = self.history.odometer_m_at(frame.mono_ns) if self.history.latest() else None
+        sighting = Sighting(graded.damages, frame.mono_ns, odometer)
+        with self._lock:
+            current = self._open
+            if (
+                current is not None
+                and same_damage(current.last, sighting, self.merge_rules)
+                and covers(current.best, sighting)
+            ):
+                self._merge(current, graded, sighting)
+                return
+            finding = self._new_finding(
+                frame, frame.mono_ns, graded.grade, graded.damages, graded.model_id
+            )
+            self.outbox.add(finding, self._jpeg(frame))
+            self._open = _OpenFinding(finding, sighting, sighting)
+            self._count(finding)
+
+    def _merge(self, current: _OpenFinding, graded: GradedFrame, sighting: Sighting) -> None:
+        sightings = current.finding.sightings + 1
+        if better(sighting, current.best):
+            finding = replace(
+                current.finding,
+                captured_at_utc=graded.frame.captured_at_utc,
+                position=self.history.position_at(graded.frame.mono_ns),
+                grade=graded.grade,
+                damages=graded.damages,
+                model_id=graded.model_id,
+                sightings=sightings,
+                distance_m=sighting.odometer_m,
+            )
+            self.outbox.replace_unsent(finding, self._jpeg(graded.frame))
+            current.best = sighting
+        else:
+            finding = replace(current.finding, sightings=sightings)
+            self.outbox.replace_unsent(finding, None)
+        current.finding, current.last = finding, sighting
+
+    def _new_finding(
+        self,
+        frame: Frame | None,
+        mono_ns: int,
+        grade: int,
+        damages: tuple[Damage, ...],
+        model_id: str,
+        origin: FindingOrigin = FindingOrigin.MODEL,
+    ) -> Finding:
+        self._seq += 1
+        has_fix = self.history.latest() is not None
+        return Finding(
+            id=new_finding_id(),
+            vehicle_id=self.config.vehicle.vehicle_id,
+            boot_id=self.run_id,
+            seq=self._seq,
+            captured_at_utc=frame.captured_at_utc if frame else datetime.now(UTC),
+            position=self.history.position_at(mono_ns),
+            grade=grade,
+            damages=damages,
+            model_id=model_id,
+            origin=origin,
+            distance_m=self.history.odometer_m_at(mono_ns) if has_fix else None,
+        )
+
+    def _jpeg(self, frame: Frame) -> bytes:
+        ok, data = cv2.imencode(
+            ".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, self.config.pipeline.jpeg_quality]
+        )
+        if not ok:
+            raise ValueError(f"frame {frame.seq}: JPEG encoding failed")
+        return data.tobytes()
+
+    def _count(self, finding: Finding) -> None:
+        self._by_grade[str(finding.grade)] += 1
+        self._recent.appendleft(
+            RecentFinding(
+                id=finding.id,
+                captured_at_utc=finding.captured_at_utc.isoformat().replace("+00:00", "Z"),
+                grade=finding.grade,
+                type_codes=tuple(sorted({d.type_code for d in finding.damages})),
+                origin=str(finding.origin),
+                distance_m=finding.distance_m,
+            )
+        )
+
+    # ---- status ----
+
+    def _refresh_outbox_stats(self) -> None:
+        try:
+            self._outbox_status = self.outbox.stats()
+        except Exception:
+            log.exception("outbox statistics unavailable")
+
+    def _status_loop(self) -> None:
+        next_stats = next_track = 0.0
+        period = 1.0 / self.config.pipeline.status_hz
+        while not self._stop.wait(period):
+            now = time.monotonic()
+            if now >= next_stats:
+                self._refresh_outbox_stats()
+                next_stats = now + _OUTBOX_STATS_EVERY_S
+            if now >= next_track and not self.lockstep:
+                fix = self.history.latest_with_position()
+                if fix is not None and not self._paused.is_set():
+                    try:
+                        self.outbox.add_track_point(fix)
+                    except Exception:
+                        log.exception("track point not stored")
+                next_track = now + _TRACK_EVERY_S
+
+    @property
+    def dropped_graded(self) -> int:
+        return self._graded_q.dropped
+
+    def status(self) -> Status:
+        camera = self.capture.status()
+        if self.lockstep:
+            camera = replace(camera, connected=not self._ended.is_set(), frames=self._frames)
+        gps: GpsStatus = self._replay_gps_status() if self.lockstep else self.gps.status()
+        model = ModelStatus(
+            model_id=self.grader.model_id if self.grader else "",
+            name=self.grader.manifest.name if self.grader else "",
+            version=self.grader.manifest.version if self.grader else "",
+            infer_ms=round(self._last_infer_ms, 2),
+            graded=self._graded,
+            paused=self._paused.is_set(),
+            error=self.model_error,
+        )
+        outbox = self._outbox_status
+        link = self._link_provider() if self._link_provider else LinkStatus()
+        alerts = []
+        if gps.mode < 2 or gps.fix_age_s is None or gps.fix_age_s > 5.0:
+            alerts.append(Alert.NO_GPS_FIX)
+        if not gps.clock_set:
+            alerts.append(Alert.CLOCK_NOT_SET)
+        if not camera.connected and not self._ended.is_set():
+            alerts.append(Alert.CAMERA_LOST)
+        if outbox.disk_low:
+            alerts.append(Alert.DISK_LOW)
+        if self.model_error:
+            alerts.append(Alert.MODEL_REFUSED)
+        with self._lock:
+            by_grade = dict(self._by_grade)
+            recent = tuple(self._recent)
+        return Status(
+            recording=not self._stop.is_set() and not self._ended.is_set(),
+            vehicle_id=self.config.vehicle.vehicle_id,
+            started_at_utc=self.started_at_utc.isoformat().replace("+00:00", "Z"),
+            distance_m=round(self.history.odometer_m, 1),
+            findings_by_grade=by_grade,
+            camera=camera,
+            gps=gps,
+            model=model,
+            outbox=outbox,
+            link=link,
+            recent=recent,
+            alerts=tuple(alerts),
+        )
+
+    def _replay_gps_status(self) -> GpsStatus:
+        frame = self._last_frame
+        fix = self.history.latest_with_position()
+        if fix is None:
+            return GpsStatus()
+        at = frame.mono_ns if frame else fix.mono_ns
+        pos = self.history.position_at(at)
+        return GpsStatus(
+            mode=int(fix.mode),
+            quality=str(fix.quality),
+            sats_used=fix.sats_used,
+            hdop=fix.hdop,
+            speed_mps=pos.speed_mps if pos else fix.speed_mps,
+            lat_deg=pos.lat_deg if pos else fix.lat_deg,
+            lon_deg=pos.lon_deg if pos else fix.lon_deg,
+            fix_age_s=pos.fix_age_s if pos else None,
+        )
+
+
+class LinkProvider(Protocol):
+    def __call__(self) -> LinkStatus: ...

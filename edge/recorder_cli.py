@@ -1,0 +1,202 @@
+"""`roadpatrol run` (the vehicle service) and `roadpatrol demo` (the bundled sample drive).
+
+Packages above edge plug in without edge importing them: the ``roadpatrol.services``
+entry-point group starts things that run beside the recorder (the MQTT publisher), and
+``roadpatrol.screens`` provides the driver's screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import tempfile
+import threading
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol
+
+from edge.cli import UsageError
+from edge.config import AppConfig, ConfigError, demo_config, load_config
+from edge.manifest import ModelPackageError
+from edge.recorder import Recorder
+from edge.status_socket.protocol import socket_path_for
+from edge.status_socket.server import StatusServer
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    def stop(self) -> None: ...
+
+
+def _start_services(recorder: Recorder) -> list[Service]:
+    services: list[Service] = []
+    for ep in entry_points(group="roadpatrol.services"):
+        try:
+            service = ep.load()(recorder)
+        except Exception:
+            # The recorder must keep recording even when, say, the MQTT config is unusable.
+            log.exception("service %s did not start; recording goes on without it", ep.name)
+            continue
+        if service is not None:
+            services.append(service)
+    return services
+
+
+def _screen() -> Any | None:
+    for ep in entry_points(group="roadpatrol.screens"):
+        return ep.load()
+    return None
+
+
+def _interactive(args: argparse.Namespace) -> bool:
+    return not args.headless and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _serve(recorder: Recorder, args: argparse.Namespace, until: threading.Event) -> int:
+    """Start everything around a started recorder; show the screen or wait; stop everything."""
+    config = recorder.config
+    server = None
+    if config.screen.status_socket:
+        try:
+            server = StatusServer(
+                recorder,
+                socket_path_for(config.vehicle.data_dir),
+                rate_hz=config.screen.status_rate_hz,
+            )
+            server.start()
+        except (OSError, ValueError) as exc:
+            log.warning("status socket unavailable (%s); `roadpatrol tui` cannot attach", exc)
+            server = None
+    services = _start_services(recorder)
+    try:
+        screen = _screen() if _interactive(args) else None
+        if screen is not None:
+            lang = args.lang or config.screen.lang
+            screen(recorder, None if lang == "auto" else lang)
+        else:
+            until.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for service in services:
+            service.stop()
+        if server is not None:
+            server.stop()
+    return 0
+
+
+def _stop_on_signals(event: threading.Event) -> None:
+    def handler(signum: int, frame: object) -> None:
+        del signum, frame
+        event.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"roadpatrol run: {args.config}: configuration refused:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    recorder = Recorder(config).start()
+    if recorder.model_error:
+        print(
+            f"roadpatrol run: model refused, recording without grading: {recorder.model_error}",
+            file=sys.stderr,
+        )
+    stop = threading.Event()
+    if not _interactive(args):
+        _stop_on_signals(stop)
+    try:
+        return _serve(recorder, args, stop)
+    finally:
+        recorder.stop()
+
+
+def demo_summary(recorder: Recorder, elapsed_s: float) -> dict[str, Any]:
+    status = recorder.status()
+    frames = status.camera.frames
+    return {
+        "frames": frames,
+        "graded": status.model.graded,
+        "findings_by_grade": status.findings_by_grade,
+        "queued": recorder.outbox.stats().pending,
+        "dropped_frames": status.camera.dropped_frames + recorder.dropped_graded,
+        "elapsed_s": round(elapsed_s, 3),
+        "fps": round(frames / elapsed_s, 2) if elapsed_s > 0 else 0.0,
+    }
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="roadpatrol-demo-"))
+    config: AppConfig = demo_config(data_dir, fast=args.fast)
+    if not args.json:
+        logging.basicConfig(level=logging.WARNING)
+    try:
+        recorder = Recorder(config, lockstep=args.fast)
+    except ModelPackageError as exc:
+        raise UsageError(str(exc)) from exc
+    if recorder.model_error:
+        recorder.outbox.close()
+        raise UsageError(f"the demo's model was refused: {recorder.model_error}")
+    started = time.monotonic()
+    recorder.start()
+    ended = threading.Event()
+
+    def watch_end() -> None:
+        recorder.wait_ended()
+        ended.set()
+
+    threading.Thread(target=watch_end, name="demo-end", daemon=True).start()
+    try:
+        if _interactive(args) and not args.json:
+            _serve(recorder, args, ended)
+        else:
+            while not ended.wait(0.2):
+                pass
+    except KeyboardInterrupt:
+        pass
+    elapsed = time.monotonic() - started
+    summary = demo_summary(recorder, elapsed)
+    recorder.stop()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        by_grade = summary["findings_by_grade"]
+        print(
+            f"demo drive: {summary['frames']} frames, {summary['graded']} graded in "
+            f"{summary['elapsed_s']:.1f} s; findings by grade 3/2/1: "
+            f"{by_grade['3']}/{by_grade['2']}/{by_grade['1']} (no damage: {by_grade['0']}); "
+            f"{summary['queued']} waiting in the outbox at {data_dir}"
+        )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="the vehicle service: record, grade, store, sync")
+    p.add_argument("--config", type=Path, required=True, help="TOML configuration file")
+    p.add_argument("--headless", action="store_true", help="no screen, even on a terminal")
+    p.add_argument("--lang", choices=["ja", "en"], default=None, help="screen language")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("demo", help="replay the bundled sample drive through the whole pipeline")
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="outbox location (default: a new temp dir)"
+    )
+    p.add_argument("--fast", action="store_true", help="as fast as the pipeline can go")
+    p.add_argument("--headless", action="store_true", help="no screen")
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.add_argument("--lang", choices=["ja", "en"], default=None, help="screen language")
+    p.set_defaults(handler=cmd_demo)

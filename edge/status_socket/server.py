@@ -1,0 +1,314 @@
+"""The recorder's side: stream Status lines to local screens and run their commands."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.status_socket.protocol import (
+    COMMANDS,
+    MAX_LINE_BYTES,
+    MAX_PENDING_REPLIES,
+    PROTOCOL_VERSION,
+    RecorderControl,
+    check_path_length,
+    encode_line,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Client:
+    sock: socket.socket
+    inbuf: bytearray = field(default_factory=bytearray)
+    sending: bytes = b""
+    replies: deque[bytes] = field(default_factory=deque)
+    latest_status: bytes | None = None
+    dropped_statuses: int = 0
+
+
+class StatusServer:
+    """Streams the recorder's Status to local clients and runs their commands.
+
+    One thread serves every client with non-blocking sockets: a client that stops reading
+    only ever has the newest status waiting for it (older ones are dropped and counted), so
+    a stuck screen can neither slow the recorder nor grow its memory.
+    """
+
+    def __init__(
+        self,
+        control: RecorderControl,
+        path: Path | str,
+        *,
+        rate_hz: float = 4.0,
+        max_clients: int = 8,
+    ) -> None:
+        if rate_hz <= 0:
+            raise ValueError(f"status socket rate_hz must be > 0, got {rate_hz}")
+        self.path = Path(path)
+        check_path_length(self.path)
+        self._control = control
+        self._period_s = 1.0 / rate_hz
+        self._max_clients = max_clients
+        self._clients: dict[int, _Client] = {}
+        self._clients_lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self.dropped_statuses = 0
+        self.status_errors = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._listener = self._bind()
+        self._thread = threading.Thread(target=self._serve, name="status-socket", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        for client in list(self._clients.values()):
+            self._close_client(client)
+        if self._listener is not None:
+            self._listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def __enter__(self) -> StatusServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def client_count(self) -> int:
+        with self._clients_lock:
+            return len(self._clients)
+
+    def _bind(self) -> socket.socket:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            if _someone_listens(self.path):
+                raise RuntimeError(f"another recorder already serves status at {self.path}")
+            # Left behind by a recorder that died (kill -9, power loss): safe to replace.
+            self.path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.path))
+        # Owner and group: a screen may run as another user of the recorder's group.
+        os.chmod(self.path, 0o660)
+        listener.listen(self._max_clients)
+        listener.setblocking(False)
+        return listener
+
+    # -- serving -------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        assert self._listener is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self._listener, selectors.EVENT_READ, None)
+        sel.register(self._wake_r, selectors.EVENT_READ, None)
+        next_tick = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._broadcast()
+                    next_tick = max(next_tick + self._period_s, now)
+                self._update_interest(sel)
+                for key, events in sel.select(timeout=max(0.0, next_tick - time.monotonic())):
+                    if key.fileobj is self._listener:
+                        self._accept(sel)
+                    elif key.fileobj is self._wake_r:
+                        with contextlib.suppress(OSError):
+                            self._wake_r.recv(64)
+                    else:
+                        client: _Client = key.data
+                        if events & selectors.EVENT_READ:
+                            self._read(client, sel)
+                        if events & selectors.EVENT_WRITE and client.sock.fileno() >= 0:
+                            self._write(client, sel)
+        except Exception:
+            # The recorder must go on recording; only the screens lose their feed.
+            log.exception("status socket server stopped")
+        finally:
+            sel.close()
+
+    def _accept(self, sel: selectors.BaseSelector) -> None:
+        assert self._listener is not None
+        try:
+            sock, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        if self.client_count >= self._max_clients:
+            sock.close()
+            return
+        sock.setblocking(False)
+        client = _Client(sock)
+        client.replies.append(encode_line({"type": "hello", "protocol": PROTOCOL_VERSION}))
+        with self._clients_lock:
+            self._clients[sock.fileno()] = client
+        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+        # A new screen should not wait a whole period for its first picture.
+        self._queue_status(client, self._status_line())
+
+    def _read(self, client: _Client, sel: selectors.BaseSelector) -> None:
+        try:
+            data = client.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client, sel)
+            return
+        client.inbuf += data
+        while b"\n" in client.inbuf:
+            raw, _, rest = bytes(client.inbuf).partition(b"\n")
+            client.inbuf = bytearray(rest)
+            self._handle(client, raw)
+        if len(client.inbuf) > MAX_LINE_BYTES or len(client.replies) > MAX_PENDING_REPLIES:
+            log.warning("status socket: dropping a client that floods commands")
+            self._drop(client, sel)
+
+    def _write(self, client: _Client, sel: selectors.BaseSelector) -> None:
+        while True:
+            if not client.sending:
+                if client.replies:
+                    client.sending = client.replies.popleft()
+                elif client.latest_status is not None:
+                    client.sending, client.latest_status = client.latest_status, None
+                else:
+                    return
+            try:
+                sent = client.sock.send(client.sending)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._drop(client, sel)
+                return
+            client.sending = client.sending[sent:]
+            if client.sending:
+                return
+
+    def _update_interest(self, sel: selectors.BaseSelector) -> None:
+        for client in list(self._clients.values()):
+            wants_write = bool(client.sending or client.replies or client.latest_status)
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants_write else 0)
+            with contextlib.suppress(KeyError, ValueError):
+                if sel.get_key(client.sock).events != events:
+                    sel.modify(client.sock, events, client)
+
+    def _drop(self, client: _Client, sel: selectors.BaseSelector) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(client.sock)
+        self._close_client(client)
+
+    def _close_client(self, client: _Client) -> None:
+        with self._clients_lock:
+            for fd, known in list(self._clients.items()):
+                if known is client:
+                    del self._clients[fd]
+        client.sock.close()
+
+    # -- content -------------------------------------------------------------------------
+
+    def _status_line(self) -> bytes | None:
+        try:
+            status = self._control.status()
+        except Exception:
+            self.status_errors += 1
+            log.exception("status socket: recorder status() failed")
+            return None
+        return f'{{"type": "status", "status": {status.to_json()}}}\n'.encode()
+
+    def _broadcast(self) -> None:
+        if not self._clients:
+            return
+        line = self._status_line()
+        for client in list(self._clients.values()):
+            self._queue_status(client, line)
+
+    def _queue_status(self, client: _Client, line: bytes | None) -> None:
+        if line is None:
+            return
+        if client.latest_status is not None:
+            client.dropped_statuses += 1
+            self.dropped_statuses += 1
+        client.latest_status = line
+
+    def _handle(self, client: _Client, raw: bytes) -> None:
+        cmd, req = _parse_command(raw)
+        if cmd is None:
+            return
+        reply: dict[str, Any] = {"type": "reply", "cmd": cmd, "req": req}
+        try:
+            if cmd == "mark":
+                finding_id = self._control.mark_manual()
+                reply.update(ok=finding_id is not None, finding_id=finding_id)
+                if finding_id is None:
+                    reply["error"] = "the recorder could not store a manual finding"
+            elif cmd in ("pause", "resume"):
+                self._control.set_paused(cmd == "pause")
+                reply["ok"] = True
+            elif cmd == "status":
+                self._queue_status(client, self._status_line())
+                reply["ok"] = True
+            else:
+                reply.update(
+                    ok=False,
+                    error=f"unknown command {cmd!r}; expected one of {', '.join(COMMANDS)}",
+                )
+        except Exception as exc:
+            log.exception("status socket: command %r failed", cmd)
+            reply.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        client.replies.append(encode_line(reply))
+
+
+def _parse_command(raw: bytes) -> tuple[str | None, Any]:
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text:
+        return None, None
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return f"<invalid JSON: {exc.msg}>", None
+        if not isinstance(obj, dict):
+            return "<invalid: not an object>", None
+        return str(obj.get("cmd", "")).strip().lower(), obj.get("req")
+    return text.lower(), None
+
+
+
+def _someone_listens(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    else:
+        return True
+    finally:
+        probe.close()
+
+

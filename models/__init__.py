@@ -1,0 +1,1 @@
+"""Model packages (.onnx + JSON manifest) and the technicians' tooling around them."""

@@ -1,0 +1,101 @@
+"""Static INT8 quantisation (QDQ, per-channel weights) of an FP32 package with onnxruntime."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.manifest import ModelManifest, load_manifest, manifest_path_for, verify_file
+from edge.preprocess import preprocess
+from models.package import write_package
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def calibration_images(folder: Path, limit: int) -> list[Path]:
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise FileNotFoundError(f"{folder}: no images for calibration")
+    step = max(1, len(images) // limit)
+    return images[::step][:limit]
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over preprocessed real frames."""
+
+    def __init__(self, images: list[Path], manifest: ModelManifest):
+        self._iter: Iterator[dict[str, np.ndarray]] = (
+            {manifest.input.input_name: preprocess(img, manifest.input)}
+            for img in (cv2.imread(str(p), cv2.IMREAD_COLOR) for p in images)
+            if img is not None
+        )
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._iter, None)
+
+
+def quantize_package(
+    fp32_package: Path,
+    calib_dir: Path,
+    out_dir: Path,
+    *,
+    name: str,
+    version: str,
+    calib_images: int = 300,
+    exclude_validation: bool = True,
+) -> Path:
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    manifest_path = manifest_path_for(fp32_package)
+    manifest = load_manifest(manifest_path)
+    fp32_file = verify_file(manifest, manifest_path)
+    images = calibration_images(calib_dir, calib_images * 2 if exclude_validation else calib_images)
+    if exclude_validation:
+        from models.training.dataset import is_validation
+
+        images = [p for p in images if not is_validation(p)][:calib_images]
+    with tempfile.TemporaryDirectory() as tmp:
+        prepped, int8 = Path(tmp) / "prep.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(str(fp32_file), str(prepped), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepped),
+            str(int8),
+            _Reader(images, manifest),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        return write_package(
+            int8,
+            out_dir,
+            name=name,
+            version=version,
+            precision="int8",
+            input_spec=manifest.input,
+            output_spec=manifest.output,
+            classes=manifest.classes,
+            grade_rules=manifest.grade_rules,
+            metrics={},
+            training={**manifest.training, "fp32_package": manifest.model_id},
+            quantization={
+                "tool": "onnxruntime.quantization.quantize_static",
+                "format": "QDQ",
+                "weights": "int8, per channel",
+                "activations": "uint8, per tensor",
+                "calibration": "MinMax",
+                "calibration_images": len(images),
+                "calibration_source": str(calib_dir.name),
+            },
+        )

@@ -1,0 +1,1 @@
+"""Training, export, quantisation and evaluation. Needs the optional ``train`` extra (torch)."""

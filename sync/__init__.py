@@ -1,0 +1,1 @@
+"""Store-and-forward to the office over MQTT, and the office's receiver and export."""

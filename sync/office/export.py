@@ -1,0 +1,93 @@
+"""Export the office database for GIS (GeoJSON for QGIS/Leaflet) or a spreadsheet (CSV).
+
+One feature per finding, or with ``sites`` one per damage site. Findings without a position are
+kept in GeoJSON with a null geometry (valid GeoJSON) and in CSV with empty coordinates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from edge.serialize import FindingFormatError, format_utc, parse_utc
+from sync.office.store import OfficeStore
+
+FINDING_COLUMNS = (
+    "id", "vehicle_id", "boot_id", "seq", "captured_at_utc", "grade", "type_codes",
+    "lat_deg", "lon_deg", "model_id", "origin", "sightings", "site_ids", "image_path",
+    "received_at_utc",
+)  # fmt: skip
+SITE_COLUMNS = (
+    "site_id", "type_code", "lat_deg", "lon_deg", "sightings", "max_grade", "first_seen_utc",
+    "last_seen_utc", "vehicles", "last_finding_id", "image_path",
+)  # fmt: skip
+
+
+def parse_since(text: str) -> str:
+    """An ISO date or time as the stored text form; a date or a zone-less time is UTC."""
+    try:
+        when = parse_utc(text, "--since")
+    except FindingFormatError:
+        try:
+            when = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        except ValueError:
+            raise ValueError(
+                f"--since {text!r}: expected an ISO-8601 date or time, e.g. 2024-05-01 or "
+                "2024-05-01T08:00:00Z"
+            ) from None
+    return format_utc(when)
+
+
+def finding_rows(
+    store: OfficeStore, *, min_grade: int = 0, since: str | None = None
+) -> list[dict[str, Any]]:
+    rows = store.query(
+        "SELECT f.id, f.vehicle_id, f.boot_id, f.seq, f.captured_at_utc, f.grade, f.type_codes, "
+        "f.lat_deg, f.lon_deg, f.model_id, f.origin, f.sightings, f.received_at_utc, "
+        "i.path AS image_path, "
+        "(SELECT group_concat(site_id) FROM site_findings sf WHERE sf.finding_id = f.id) "
+        "AS site_ids "
+        "FROM findings f LEFT JOIN images i ON i.finding_id = f.id "
+        "WHERE f.grade >= ? AND f.captured_at_utc >= ? ORDER BY f.captured_at_utc, f.id",
+        (min_grade, since or ""),
+    )
+    return [{c: row[c] for c in FINDING_COLUMNS} for row in rows]
+
+
+def site_rows(
+    store: OfficeStore, *, min_grade: int = 0, since: str | None = None
+) -> list[dict[str, Any]]:
+    rows = store.query(
+        "SELECT s.id AS site_id, s.type_code, s.lat_deg, s.lon_deg, s.sightings, s.max_grade, "
+        "s.first_seen_utc, s.last_seen_utc, s.last_finding_id, i.path AS image_path, "
+        "(SELECT group_concat(DISTINCT f.vehicle_id) FROM site_findings sf "
+        " JOIN findings f ON f.id = sf.finding_id WHERE sf.site_id = s.id) AS vehicles "
+        "FROM sites s LEFT JOIN images i ON i.finding_id = s.last_finding_id "
+        "WHERE s.max_grade >= ? AND s.last_seen_utc >= ? ORDER BY s.max_grade DESC, s.id",
+        (min_grade, since or ""),
+    )
+    return [{c: row[c] for c in SITE_COLUMNS} for row in rows]
+
+
+def write_geojson(rows: list[dict[str, Any]], out: TextIO) -> None:
+    features = []
+    for row in rows:
+        lat, lon = row["lat_deg"], row["lon_deg"]
+        geometry = (
+            None
+            if lat is None or lon is None
+            else {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]}
+        )
+        props = {k: v for k, v in row.items() if k not in ("lat_deg", "lon_deg")}
+        features.append({"type": "Feature", "geometry": geometry, "properties": props})
+    json.dump({"type": "FeatureCollection", "features": features}, out, ensure_ascii=False)
+    out.write("\n")
+
+
+def write_csv(rows: list[dict[str, Any]], columns: tuple[str, ...], out: TextIO) -> None:
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})

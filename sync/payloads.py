@@ -1,0 +1,183 @@
+"""MQTT topics and payloads: the public contract between vehicles and the office.
+
+Every JSON payload starts with ``schema: {name, version}``; its JSON Schema is committed in
+``sync/schemas/<kind>.schema.json``. Images are raw JPEG bytes whose MQTT 5 user properties
+carry the same identifying fields (schema, finding id, vehicle id, boot id, seq).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from edge import __version__ as software_version
+from edge.outbox import TrackPoint
+from edge.serialize import format_utc
+from edge.status import Status
+
+FINDING = ("roadpatrol.finding", 1)
+TRACK = ("roadpatrol.track", 1)
+STATUS = ("roadpatrol.status", 1)
+IMAGE_SCHEMA_TAG = "roadpatrol.image/1"
+SCHEMA_KINDS = ("finding", "image", "track", "status")
+
+# A topic level we build from data: never a wildcard, separator, or '.'/'..' path component.
+VEHICLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+FINDING_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str
+    vehicle_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.vehicle_id}"
+
+    @property
+    def finding(self) -> str:
+        return f"{self.base}/finding"
+
+    def image(self, finding_id: str) -> str:
+        return f"{self.base}/image/{finding_id}"
+
+    @property
+    def track(self) -> str:
+        return f"{self.base}/track"
+
+    @property
+    def status(self) -> str:
+        return f"{self.base}/status"
+
+
+def check_vehicle_id(vehicle_id: str) -> str:
+    if not VEHICLE_ID_RE.match(vehicle_id):
+        raise ValueError(
+            f"vehicle id {vehicle_id!r} cannot be an MQTT topic level: use 1-64 letters, "
+            "digits, '_', '.', '-', starting with a letter or digit"
+        )
+    return vehicle_id
+
+
+def _tag(schema: tuple[str, int]) -> dict[str, Any]:
+    return {"name": schema[0], "version": schema[1]}
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def finding_payload(finding: dict[str, Any], *, has_image: bool | None = None) -> bytes:
+    """The finding's JSON form (edge.serialize.finding_to_dict) tagged with its schema."""
+    body: dict[str, Any] = {"schema": _tag(FINDING), **finding}
+    if has_image is not None:
+        body["has_image"] = has_image
+    return _dumps(body)
+
+
+def image_user_properties(finding: dict[str, Any]) -> dict[str, str]:
+    return {
+        "schema": IMAGE_SCHEMA_TAG,
+        "finding_id": str(finding["id"]),
+        "vehicle_id": str(finding["vehicle_id"]),
+        "boot_id": str(finding["boot_id"]),
+        "seq": str(finding["seq"]),
+    }
+
+
+def track_point_dict(point: TrackPoint) -> dict[str, Any]:
+    return {
+        "id": point.id,
+        "t_utc": None if point.time_utc is None else format_utc(point.time_utc),
+        "lat_deg": point.lat_deg,
+        "lon_deg": point.lon_deg,
+        "speed_mps": point.speed_mps,
+        "heading_deg": point.track_deg,
+        "hdop": point.hdop,
+        "fix_mode": point.fix_mode,
+    }
+
+
+def track_payload(vehicle_id: str, boot_id: str, seq: int, points: list[TrackPoint]) -> bytes:
+    """A batch of patrol-route points; (boot_id, seq) name the sending run and batch."""
+    return _dumps(
+        {
+            "schema": _tag(TRACK),
+            "vehicle_id": vehicle_id,
+            "boot_id": boot_id,
+            "seq": seq,
+            "sent_at_utc": format_utc(datetime.now(UTC)),
+            "points": [track_point_dict(p) for p in points],
+        }
+    )
+
+
+def status_payload(
+    *,
+    vehicle_id: str,
+    boot_id: str,
+    seq: int,
+    online: bool,
+    snapshot: Status | None,
+    queue_depth: int | None,
+) -> bytes:
+    """The vehicle's status message, from the recorder's snapshot when there is one."""
+    last_fix = None
+    if snapshot is not None and snapshot.gps.lat_deg is not None:
+        gps = snapshot.gps
+        last_fix = {
+            "lat_deg": gps.lat_deg,
+            "lon_deg": gps.lon_deg,
+            "fix_age_s": gps.fix_age_s,
+            "mode": gps.mode,
+        }
+    return _dumps(
+        {
+            "schema": _tag(STATUS),
+            "vehicle_id": vehicle_id,
+            "boot_id": boot_id,
+            "seq": seq,
+            "sent_at_utc": format_utc(datetime.now(UTC)),
+            "online": online,
+            "recording": snapshot.recording if snapshot else None,
+            "software_version": software_version,
+            "model_id": (snapshot.model.model_id or None) if snapshot else None,
+            "queue_depth": queue_depth,
+            "last_fix": last_fix,
+            "alerts": list(snapshot.alerts) if snapshot else [],
+        }
+    )
+
+
+@cache
+def load_schema(kind: str) -> dict[str, Any]:
+    if kind not in SCHEMA_KINDS:
+        raise ValueError(f"no payload schema {kind!r}; known: {', '.join(SCHEMA_KINDS)}")
+    text = resources.files("sync.schemas").joinpath(f"{kind}.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def validator(kind: str) -> Draft202012Validator:
+    schema = load_schema(kind)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def schema_errors(kind: str, document: Any) -> list[str]:
+    """Every way ``document`` breaks the ``kind`` schema, as 'path: message' lines."""
+    found = []
+    for error in sorted(validator(kind).iter_errors(document), key=lambda e: list(e.path)):
+        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
+        found.append(f"{where}: {message}")
+    return found

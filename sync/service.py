@@ -1,0 +1,51 @@
+"""The publisher as a recorder service: `roadpatrol run` starts it beside capture and grading.
+
+Registered in the ``roadpatrol.services`` entry-point group; the recorder calls
+``start(outbox, app_config, status_provider)`` and later ``stop()``, and reads
+``link_status()`` into its status snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from edge.mqtt_config import MqttConfig
+from edge.outbox import Outbox
+from edge.status import LinkStatus, Status
+from sync.publisher import Publisher
+
+
+class SyncService(Protocol):
+    def stop(self) -> None: ...
+
+    def link_status(self) -> LinkStatus: ...
+
+    def wake(self) -> None: ...
+
+
+class _Disabled:
+    """``mqtt.enabled = false``: nothing is sent, the status says so."""
+
+    def stop(self) -> None:
+        return None
+
+    def link_status(self) -> LinkStatus:
+        return LinkStatus(enabled=False)
+
+    def wake(self) -> None:
+        return None
+
+
+def start(
+    outbox: Outbox,
+    app_config: Any,
+    status_provider: Callable[[], Status] | None = None,
+) -> SyncService:
+    """Start publishing ``outbox``; ``app_config`` is edge.config.AppConfig (mqtt, vehicle)."""
+    cfg: MqttConfig = app_config.mqtt
+    if not cfg.enabled:
+        return _Disabled()
+    publisher = Publisher(cfg, outbox, app_config.vehicle.vehicle_id, status_provider)
+    publisher.start()
+    return publisher

@@ -1,0 +1,86 @@
+"""Findings and real JPEGs for the outbox tests.
+
+JPEGs are RDD2022 China_MotorBike sample frames (Arya, Maeda, Sekimoto et al., CC BY-SA 4.0).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from _capture_fixtures import sample_frame_paths
+
+from edge.ids import boot_id, new_finding_id
+from edge.types import (
+    Damage,
+    Finding,
+    FindingOrigin,
+    FixMode,
+    FixQuality,
+    Position,
+    PositionSource,
+)
+
+CHIBA_CITY_HALL = (35.6073, 140.1063)
+T0 = datetime(2025, 4, 1, 0, 30, 0, tzinfo=UTC)
+_DAMAGE_FOR_GRADE = {1: "D00", 2: "D20", 3: "D40"}
+
+
+def real_jpegs(n: int, start: int = 0) -> list[bytes]:
+    return [p.read_bytes() for p in sample_frame_paths(n, start)]
+
+
+def make_finding(
+    grade: int = 1,
+    captured_at_utc: datetime = T0,
+    *,
+    seq: int = 0,
+    positioned: bool = True,
+    finding_id: str | None = None,
+    origin: FindingOrigin = FindingOrigin.MODEL,
+) -> Finding:
+    position = None
+    if positioned:
+        position = Position(
+            lat_deg=CHIBA_CITY_HALL[0] + seq * 1e-5,
+            lon_deg=CHIBA_CITY_HALL[1] + seq * 2e-5,
+            source=PositionSource.INTERPOLATED,
+            fix_age_s=0.4,
+            fix_mode=FixMode.FIX_3D,
+            fix_quality=FixQuality.DGPS,
+            hdop=0.9,
+            speed_mps=11.5,
+            heading_deg=87.25,
+        )
+    damages = ()
+    if grade > 0:
+        code = _DAMAGE_FOR_GRADE[grade]
+        damages = (Damage(code, 0.81, (0.1, 0.55, 0.42, 0.9), grade),)
+    return Finding(
+        id=finding_id or new_finding_id(),
+        vehicle_id="chiba-07",
+        boot_id=boot_id(),
+        seq=seq,
+        captured_at_utc=captured_at_utc,
+        position=position,
+        grade=grade,
+        damages=damages,
+        model_id="rdd-effnet-lite0-1.0.0",
+        origin=origin,
+        sightings=2,
+        distance_m=12.5 * seq,
+    )
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)
+
+
+def rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """Look at the database directly (read-only), not through the code under test."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

@@ -1,0 +1,149 @@
+"""The driver's screen: polls the recorder's Status at a fixed rate and sends the crew's keys.
+
+The recorder never waits for the screen: the screen pulls ``control.status()`` from a timer
+(a cheap snapshot), and commands that reach the recorder run in worker threads so a slow
+disk or socket cannot freeze the keys either.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Button
+
+from edge.status import Status
+from edge.status_socket import RecorderControl
+from tui.i18n import Lang, Messages, resolve_lang
+from tui.widgets import (
+    AlertList,
+    FindingsList,
+    HealthGrid,
+    KeyHints,
+    ShiftCounters,
+    StateBar,
+    StatusView,
+)
+
+log = logging.getLogger(__name__)
+
+
+class MarkButton(Button):
+    """The large target for a manual mark; pressing `m` does the same."""
+
+    # Focus would move the `m`, `p`, `l` keys into the button; the crew never tabs around.
+    can_focus = False
+
+
+class PatrolApp(App[int]):
+    """Returns 0 when the crew leaves the screen with `q`."""
+
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("m", "mark", show=False),
+        Binding("p", "toggle_pause", show=False),
+        Binding("l", "switch_lang", show=False),
+        Binding("q", "leave", show=False),
+    ]
+
+    def __init__(self, control: RecorderControl, lang: Lang, refresh_hz: float) -> None:
+        if refresh_hz <= 0:
+            raise ValueError(f"refresh_hz must be > 0, got {refresh_hz}")
+        super().__init__()
+        self.control = control
+        self.msgs = Messages(lang)
+        self.refresh_hz = refresh_hz
+        self.last_status = Status()
+        self.polls = 0
+        self.poll_errors = 0
+
+    @property
+    def lang(self) -> Lang:
+        return self.msgs.lang
+
+    def compose(self) -> ComposeResult:
+        yield StateBar(self.msgs, id="state")
+        yield AlertList(self.msgs, id="alerts")
+        yield HealthGrid(self.msgs, id="health")
+        yield ShiftCounters(self.msgs, id="counters")
+        yield FindingsList(self.msgs, id="findings")
+        with Horizontal(id="actions"):
+            yield MarkButton(self.msgs("button.mark"), id="mark")
+            yield KeyHints(self.msgs, id="keys")
+
+    def on_mount(self) -> None:
+        self.title = self.msgs("app.title")
+        self.poll()
+        self.set_interval(1.0 / self.refresh_hz, self.poll)
+
+    def poll(self) -> None:
+        self.polls += 1
+        try:
+            status = self.control.status()
+        except Exception:
+            # Keep showing the last picture; the recorder's own health is not the screen's job.
+            self.poll_errors += 1
+            log.exception("recorder status() failed")
+            return
+        self.last_status = status
+        self._show()
+
+    def _show(self) -> None:
+        for view in self.query(StatusView):
+            view.show(self.last_status, self.msgs)
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "mark":
+            self.action_mark()
+
+    def action_mark(self) -> None:
+        self.run_worker(self._mark, thread=True, group="commands")
+
+    def _mark(self) -> None:
+        try:
+            finding_id = self.control.mark_manual()
+        except Exception:
+            log.exception("manual mark failed")
+            finding_id = None
+        self.call_from_thread(self._after_command, "notify.marked" if finding_id
+                              else "notify.mark_failed", finding_id is not None)
+
+    def action_toggle_pause(self) -> None:
+        paused = not self.last_status.model.paused
+        self.run_worker(lambda: self._set_paused(paused), thread=True, group="commands")
+
+    def _set_paused(self, paused: bool) -> None:
+        try:
+            self.control.set_paused(paused)
+        except Exception:
+            log.exception("pause/resume failed")
+            self.call_from_thread(self._after_command, "notify.command_failed", False)
+            return
+        self.call_from_thread(self._after_command,
+                              "notify.paused" if paused else "notify.resumed", True)
+
+    def _after_command(self, message_key: str, ok: bool) -> None:
+        self.notify(self.msgs(message_key), severity="information" if ok else "error")
+        self.poll()  # show the effect now, not at the next tick
+
+    def action_switch_lang(self) -> None:
+        self.msgs = Messages("en" if self.lang == "ja" else "ja")
+        self.query_one(MarkButton).label = self.msgs("button.mark")
+        self.title = self.msgs("app.title")
+        self._show()
+
+    def action_leave(self) -> None:
+        self.exit(0)
+
+
+def create_app(
+    control: RecorderControl, *, lang: str | None = None, refresh_hz: float = 4.0
+) -> PatrolApp:
+    """The screen for ``control``; ``lang`` None/"auto" follows LC_ALL/LC_MESSAGES/LANG."""
+    return PatrolApp(control, resolve_lang(lang), refresh_hz)
