@@ -175,6 +175,7 @@ def demo_config(data_dir: Path, *, fast: bool = False) -> AppConfig:
         vehicle=VehicleConfig(vehicle_id="demo-chiba-01", data_dir=data_dir),
         camera=CameraConfig(source="folder", path=DEMO_DIR / "frames", fps=DEMO_FPS, pace=not fast),
         sampling=SamplingConfig(),
+        mqtt=MqttConfig(enabled=False),
         gps=GpsConfig(
             source="nmea_file",
             nmea_file=DEMO_DIR / "chiba_drive.nmea",

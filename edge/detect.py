@@ -10,7 +10,7 @@ from edge.types import Damage
 _COVERAGE_GRID = 32  # cells per side when measuring how much of the frame cracks cover
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
 
 
@@ -28,11 +28,13 @@ def _max_filter(heat: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def decode(heat_logits: np.ndarray, box_raw: np.ndarray, manifest: ModelManifest) -> list[Damage]:
-    """Decode one image's outputs (C×H×W heat logits, 4×H×W log side distances).
+def candidates(
+    heat_logits: np.ndarray, box_raw: np.ndarray, manifest: ModelManifest, floor: float
+) -> list[Damage]:
+    """Every heat-map peak scoring at least ``floor``, strongest first, with its box.
 
-    Findings are heat-map peaks at or above their class's threshold, strongest first, capped
-    at the manifest's max_detections; boxes are clipped to the frame.
+    heat_logits: C×H×W, box_raw: 4×H×W log side distances in strides. Boxes are clipped to
+    the frame. Grades are the class grades, before the frame-level rules.
     """
     classes, out = manifest.classes, manifest.output
     if heat_logits.shape[0] != len(classes) or box_raw.shape[0] != 4:
@@ -40,16 +42,14 @@ def decode(heat_logits: np.ndarray, box_raw: np.ndarray, manifest: ModelManifest
             f"model outputs {heat_logits.shape} / {box_raw.shape} do not match the manifest's "
             f"{len(classes)} classes and 4 box sides"
         )
-    heat = _sigmoid(heat_logits.astype(np.float32))
-    peaks = heat >= _max_filter(heat, out.peak_kernel)
-    thresholds = np.array([c.threshold for c in classes], np.float32)[:, None, None]
-    cls_idx, ys, xs = np.nonzero(peaks & (heat >= thresholds))
+    heat = sigmoid(heat_logits.astype(np.float32))
+    peaks = (heat >= _max_filter(heat, out.peak_kernel)) & (heat >= floor)
+    cls_idx, ys, xs = np.nonzero(peaks)
     scores = heat[cls_idx, ys, xs]
-    order = np.argsort(-scores)[: out.max_detections]
     h, w = heat.shape[1:]
     in_w, in_h = manifest.input.width, manifest.input.height
-    damages = []
-    for i in order:
+    found = []
+    for i in np.argsort(-scores):
         c, y, x = int(cls_idx[i]), int(ys[i]), int(xs[i])
         left, top, right, bottom = np.exp(np.minimum(box_raw[:, y, x], 6.0)) * out.stride
         cx, cy = (x + 0.5) / w, (y + 0.5) / h
@@ -59,8 +59,52 @@ def decode(heat_logits: np.ndarray, box_raw: np.ndarray, manifest: ModelManifest
             float(np.clip(cx + right / in_w, 0.0, 1.0)),
             float(np.clip(cy + bottom / in_h, 0.0, 1.0)),
         )
-        damages.append(Damage(classes[c].code, float(scores[i]), box, classes[c].grade))
-    return apply_grade_rules(damages, manifest)
+        found.append(Damage(classes[c].code, float(scores[i]), box, classes[c].grade))
+    return found
+
+
+def select(
+    found: list[Damage],
+    image_probs: np.ndarray | None,
+    manifest: ModelManifest,
+    thresholds: dict[str, tuple[float, float | None]] | None = None,
+) -> list[Damage]:
+    """Findings of each type: its peaks at or above the class threshold, confirmed or vetoed by
+    the image-level probability when the model has one (a type the image head says is present
+    keeps at least its strongest peak). ``thresholds`` (box, image) overrides the manifest's
+    for tuning."""
+    kept: list[Damage] = []
+    for index, spec in enumerate(manifest.classes):
+        if thresholds is not None and spec.code not in thresholds:
+            continue
+        box_th, image_th = (
+            thresholds[spec.code] if thresholds else (spec.threshold, spec.image_threshold)
+        )
+        of_type = [d for d in found if d.type_code == spec.code]
+        chosen = [d for d in of_type if d.score >= box_th]
+        if image_probs is not None and image_th is not None:
+            if image_probs[index] < image_th:
+                chosen = []
+            elif not chosen and of_type:
+                chosen = of_type[:1]
+        kept.extend(chosen)
+    kept.sort(key=lambda d: -d.score)
+    return apply_grade_rules(kept[: manifest.output.max_detections], manifest)
+
+
+def decode(
+    heat_logits: np.ndarray,
+    box_raw: np.ndarray,
+    manifest: ModelManifest,
+    image_logits: np.ndarray | None = None,
+) -> list[Damage]:
+    """Decode one image's outputs into graded findings, per the manifest."""
+    lowest = min(c.threshold for c in manifest.classes)
+    floor = lowest
+    if image_logits is not None:
+        floor = min(lowest, manifest.output.rescue_min_score)
+    probs = sigmoid(image_logits) if image_logits is not None else None
+    return select(candidates(heat_logits, box_raw, manifest, floor), probs, manifest)
 
 
 def crack_coverage(damages: list[Damage], codes: tuple[str, ...]) -> float:

@@ -56,26 +56,35 @@ class Grader:
             )
         outputs = {o.name: o.shape for o in self.session.get_outputs()}
         cells = [spec.height // out.stride, spec.width // out.stride]
-        for name, channels in ((out.heat_output, len(self.manifest.classes)), (out.box_output, 4)):
-            if outputs.get(name) != [1, channels, *cells]:
+        n_classes = len(self.manifest.classes)
+        expected_outputs = {
+            out.heat_output: [1, n_classes, *cells],
+            out.box_output: [1, 4, *cells],
+        }
+        if out.image_output is not None:
+            expected_outputs[out.image_output] = [1, n_classes]
+        for name, shape in expected_outputs.items():
+            if outputs.get(name) != shape:
                 raise ModelPackageError(
                     f"{self.model_path}: output {name!r} has shape {outputs.get(name)}, "
-                    f"manifest implies {[1, channels, *cells]}"
+                    f"manifest implies {shape}"
                 )
+        self._output_names = list(expected_outputs)
 
-    def raw_outputs(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def raw_outputs(
+        self, image_bgr: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(heat logits C×H×W, log box sides 4×H×W, image-level logits C or None)."""
         tensor = preprocess(image_bgr, self.manifest.input)
-        out = self.manifest.output
-        heat, box = self.session.run(
-            [out.heat_output, out.box_output], {self.manifest.input.input_name: tensor}
-        )
-        return heat[0], box[0]
+        results = self.session.run(self._output_names, {self.manifest.input.input_name: tensor})
+        image_logits = results[2][0] if len(results) > 2 else None
+        return results[0][0], results[1][0], image_logits
 
     def detect(self, image_bgr: np.ndarray) -> tuple[list[Damage], float]:
         """Damages found in one BGR image, and the milliseconds it took (pre+run+decode)."""
         started = time.perf_counter_ns()
-        heat, box = self.raw_outputs(image_bgr)
-        damages = decode(heat, box, self.manifest)
+        heat, box, image_logits = self.raw_outputs(image_bgr)
+        damages = decode(heat, box, self.manifest, image_logits)
         return damages, (time.perf_counter_ns() - started) / 1e6
 
     def grade(self, frame: Frame) -> GradedFrame:

@@ -46,6 +46,18 @@ class OutputSpec(_Strict):
     stride: int = Field(gt=0, description="Input pixels per output cell.")
     heat_output: str = Field("heat", description="ONNX output with class heat-map logits N×C×H×W.")
     box_output: str = Field("box", description="ONNX output with log side distances N×4×H×W.")
+    image_output: str | None = Field(
+        None,
+        description="Optional ONNX output with image-level logits N×C: which types the frame "
+        "shows at all. When present it confirms or vetoes each type's box findings.",
+    )
+    rescue_min_score: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="When the image-level output says a type is present but no box reaches its "
+        "threshold, the strongest peak of that type at or above this score is reported.",
+    )
     peak_kernel: int = Field(3, ge=1, description="Window of the max filter that picks peaks.")
     max_detections: int = Field(50, gt=0, description="At most this many findings per frame.")
 
@@ -56,6 +68,13 @@ class ClassSpec(_Strict):
     name_ja: str
     threshold: float = Field(ge=0.0, le=1.0, description="Score at or above which it is a finding.")
     grade: int = Field(ge=1, le=3, description="Grade of a finding of this type (brief's table).")
+    image_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Image-level probability at or above which the frame shows this type "
+        "(used with the output's image_output).",
+    )
 
 
 class LargeShareRule(_Strict):

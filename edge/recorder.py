@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 MANUAL_GRADE = 2  # a crew member thought it worth a stop: the office looks at it like "repair"
 _RECENT = 20
 _OUTBOX_STATS_EVERY_S = 1.0
-_TRACK_EVERY_S = 5.0
 
 
 @dataclass
@@ -98,6 +97,8 @@ class Recorder:
         self._threads: list[threading.Thread] = []
         self._replay_base_ns = time.monotonic_ns()
         self._replay_first_utc: datetime | None = None
+        self._last_track_ns = 0
+        self._last_track_odometer_m = 0.0
 
     # ---- life cycle ----
 
@@ -193,7 +194,7 @@ class Recorder:
                 self.history.add(fix)
                 if fix.has_position and offset_s >= next_track_s:
                     self.outbox.add_track_point(fix)
-                    next_track_s = offset_s + _TRACK_EVERY_S
+                    next_track_s = offset_s + self.config.mqtt.track_interval_s
         finally:
             source.close()
 
@@ -333,7 +334,9 @@ class Recorder:
         return data.tobytes()
 
     def _count(self, finding: Finding) -> None:
-        self._by_grade[str(finding.grade)] += 1
+        # Manual marks get their own counter: the crew's marks are not the model's grades.
+        key = "manual" if finding.origin == FindingOrigin.MANUAL else str(finding.grade)
+        self._by_grade[key] = self._by_grade.get(key, 0) + 1
         self._recent.appendleft(
             RecentFinding(
                 id=finding.id,
@@ -354,21 +357,31 @@ class Recorder:
             log.exception("outbox statistics unavailable")
 
     def _status_loop(self) -> None:
-        next_stats = next_track = 0.0
+        next_stats = 0.0
         period = 1.0 / self.config.pipeline.status_hz
         while not self._stop.wait(period):
             now = time.monotonic()
             if now >= next_stats:
                 self._refresh_outbox_stats()
                 next_stats = now + _OUTBOX_STATS_EVERY_S
-            if now >= next_track and not self.lockstep:
-                fix = self.history.latest_with_position()
-                if fix is not None and not self._paused.is_set():
-                    try:
-                        self.outbox.add_track_point(fix)
-                    except Exception:
-                        log.exception("track point not stored")
-                next_track = now + _TRACK_EVERY_S
+            if not self.lockstep and not self._paused.is_set():
+                self._maybe_track_point()
+
+    def _maybe_track_point(self) -> None:
+        """The patrol route for the office's log: a point every track_interval_s while the
+        position changes, or whenever the vehicle has moved track_min_distance_m."""
+        fix = self.history.latest_with_position()
+        if fix is None or fix.mono_ns == self._last_track_ns:
+            return
+        moved_m = self.history.odometer_m - self._last_track_odometer_m
+        due_s = (fix.mono_ns - self._last_track_ns) / 1e9 >= self.config.mqtt.track_interval_s
+        if due_s or moved_m >= self.config.mqtt.track_min_distance_m:
+            try:
+                self.outbox.add_track_point(fix)
+            except Exception:
+                log.exception("track point not stored")
+                return
+            self._last_track_ns, self._last_track_odometer_m = fix.mono_ns, self.history.odometer_m
 
     @property
     def dropped_graded(self) -> int:

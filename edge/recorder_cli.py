@@ -77,7 +77,9 @@ def _serve(recorder: Recorder, args: argparse.Namespace, until: threading.Event)
         screen = _screen() if _interactive(args) else None
         if screen is not None:
             lang = args.lang or config.screen.lang
-            screen(recorder, None if lang == "auto" else lang)
+            screen(
+                recorder, None if lang == "auto" else lang, refresh_hz=config.screen.refresh_hz
+            )
         else:
             until.wait()
     except KeyboardInterrupt:
@@ -131,7 +133,7 @@ def demo_summary(recorder: Recorder, elapsed_s: float) -> dict[str, Any]:
     return {
         "frames": frames,
         "graded": status.model.graded,
-        "findings_by_grade": status.findings_by_grade,
+        "findings_by_grade": {g: status.findings_by_grade.get(g, 0) for g in "0123"},
         "queued": recorder.outbox.stats().pending,
         "dropped_frames": status.camera.dropped_frames + recorder.dropped_graded,
         "elapsed_s": round(elapsed_s, 3),

@@ -80,7 +80,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not (args.run / "training.json").is_file():
         raise UsageError(f"{args.run}: not a training output folder (no training.json)")
-    print(export_package(args.run, args.out, name=args.name, version=args.version))
+    print(
+        export_package(
+            args.run,
+            args.out,
+            name=args.name,
+            version=args.version,
+            image_head=not args.no_image_head,
+        )
+    )
     return 0
 
 
@@ -96,11 +104,23 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                 name=args.name,
                 version=args.version,
                 calib_images=args.calib_images,
+                calibration=args.calibration,
+                refit_head_voc=_labels_for(args),
+                fp32_heads=not args.int8_heads,
             )
         )
     except (ModelPackageError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
     return 0
+
+
+def _labels_for(args: argparse.Namespace) -> Path | None:
+    """The VOC folder whose training split refits the image head: --labels, or the calibration
+    folder's parent when that is an RDD layout (images/ beside annotations/xmls/)."""
+    if args.labels is not None:
+        return Path(args.labels)
+    parent = Path(args.calib).parent
+    return parent if (parent / "annotations" / "xmls").is_dir() else None
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -143,15 +163,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from models.package import update_manifest
 
     grader = _grader(args.model, args.threads)
-    codes = grader.manifest.class_codes()
     try:
-        results = collect_voc(grader, args.voc, args.split, floor=0.1)
+        results = collect_voc(grader, args.voc, args.split)
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
-    thresholds = tune_thresholds(results, codes)
-    report = voc_report(results, codes, thresholds)
+    thresholds = tune_thresholds(results, grader.manifest)
+    report = voc_report(results, grader.manifest, thresholds)
     manifest = load_manifest(args.model)
-    classes = [{**c.model_dump(), "threshold": thresholds[c.code]} for c in manifest.classes]
+    classes = [
+        {
+            **c.model_dump(),
+            "threshold": thresholds[c.code][0],
+            "image_threshold": thresholds[c.code][1],
+        }
+        for c in manifest.classes
+    ]
     metrics = {
         **report,
         "evaluated_on": f"{args.voc.name} ({args.split} split)",
@@ -215,6 +241,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--run", type=Path, required=True, help="training run folder")
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
     p.add_argument("--name", default="road-damage-fp32")
+    p.add_argument(
+        "--no-image-head",
+        action="store_true",
+        help="skip the image-level head (fitted on the run's training split)",
+    )
     p.add_argument("--version", required=True)
     p.set_defaults(handler=cmd_export)
 
@@ -222,6 +253,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("model", type=Path, help="FP32 package (.onnx or .json)")
     p.add_argument("--calib", type=Path, required=True, help="folder of real road images")
     p.add_argument("--calib-images", type=int, default=300)
+    p.add_argument(
+        "--calibration", choices=["minmax", "percentile", "entropy"], default="percentile"
+    )
+    p.add_argument("--int8-heads", action="store_true", help="quantise the output layers too")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="VOC folder whose training split refits the image head on INT8 features "
+        "(default: the calibration folder's parent when it has annotations/xmls)",
+    )
     p.add_argument("--out", type=Path, default=None, help="default: beside the FP32 package")
     p.add_argument("--name", default="road-damage")
     p.add_argument("--version", required=True)

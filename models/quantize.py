@@ -38,6 +38,20 @@ class _Reader:
         return next(self._iter, None)
 
 
+def _head_nodes(model_path: Path, fp32_prefixes: tuple[str, ...] = ()) -> list[str]:
+    """Nodes that produce the graph's outputs, the pooling that feeds the image head, and any
+    node whose name starts with one of ``fp32_prefixes``."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    outputs = {o.name for o in graph.output}
+    return [
+        n.name
+        for n in graph.node
+        if outputs & set(n.output) or n.op_type == "ReduceMean" or n.name.startswith(fp32_prefixes)
+    ]
+
+
 def quantize_package(
     fp32_package: Path,
     calib_dir: Path,
@@ -47,7 +61,13 @@ def quantize_package(
     version: str,
     calib_images: int = 300,
     exclude_validation: bool = True,
+    calibration: str = "percentile",
+    fp32_heads: bool = True,
+    fp32_prefixes: tuple[str, ...] = (),
+    refit_head_voc: Path | None = None,
 ) -> Path:
+    """Quantise an FP32 package. ``fp32_heads`` keeps the few output layers (heat map, box
+    sides, image head) in floating point: they are cheap and where rounding costs most."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -67,6 +87,7 @@ def quantize_package(
     with tempfile.TemporaryDirectory() as tmp:
         prepped, int8 = Path(tmp) / "prep.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(fp32_file), str(prepped), skip_symbolic_shape=True)
+        excluded = _head_nodes(prepped, fp32_prefixes) if fp32_heads else []
         quantize_static(
             str(prepped),
             str(int8),
@@ -75,8 +96,22 @@ def quantize_package(
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method={
+                "minmax": CalibrationMethod.MinMax,
+                "percentile": CalibrationMethod.Percentile,
+                "entropy": CalibrationMethod.Entropy,
+            }[calibration],
+            nodes_to_exclude=excluded,
+            extra_options={"CalibPercentile": 99.999},
         )
+        refit = {}
+        if refit_head_voc is not None and manifest.output.image_output is not None:
+            from models.head_refit import refit_image_head
+            from models.training.dataset import load_voc_dir, split
+
+            train, _ = split(load_voc_dir(refit_head_voc, manifest.class_codes()))
+            used = refit_image_head(int8, manifest, train, manifest.class_codes())
+            refit = {"image_head_refit_on_int8_features": f"{used} training-split images"}
         return write_package(
             int8,
             out_dir,
@@ -94,7 +129,9 @@ def quantize_package(
                 "format": "QDQ",
                 "weights": "int8, per channel",
                 "activations": "uint8, per tensor",
-                "calibration": "MinMax",
+                "calibration": calibration,
+                "kept_fp32": excluded,
+                **refit,
                 "calibration_images": len(images),
                 "calibration_source": str(calib_dir.name),
             },

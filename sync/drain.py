@@ -49,9 +49,15 @@ def drain(
     stop = stop or threading.Event()
     publisher.start()
     try:
-        while remaining_records(outbox) > 0 and time.monotonic() - started < timeout_s:
-            if stop.wait(0.1):
+        while not stop.is_set():
+            left_s = timeout_s - (time.monotonic() - started)
+            if left_s <= 0:
                 break
+            # Counting the outbox competes with the publisher's queries: ask when it is idle.
+            if publisher.wait_idle(min(left_s, 1.0)):
+                if remaining_records(outbox) == 0:
+                    break
+                stop.wait(min(left_s, 0.5))  # idle with records left: refused, or retrying
     finally:
         publisher.stop()
     c = publisher.counters

@@ -48,7 +48,6 @@ class Ledger:
         self.inflight: dict[int, Sent] = {}  # message id → record, current connection only
         self._inflight_keys: set[tuple[str, Any]] = set()
         self._acked: dict[str, list[Any]] = {k: [] for k in _KINDS}
-        self._acked_keys: set[tuple[str, Any]] = set()
         self._acked_since = 0.0
         self._parked: dict[tuple[str, Any], float] = {}  # refused record → retry time
 
@@ -67,7 +66,6 @@ class Ledger:
             if not self.acks_waiting:
                 self._acked_since = time.monotonic()
             self._acked[sent.kind].extend(sent.keys)
-            self._acked_keys.update(_keys(sent))
         return sent
 
     def park(self, sent: Sent, until: float) -> None:
@@ -76,10 +74,13 @@ class Ledger:
 
     def busy(self, kind: str) -> set[Any]:
         """Keys of ``kind`` not to fetch again: in flight, acked but unmarked, or parked."""
-        now = time.monotonic()
-        self._parked = {k: t for k, t in self._parked.items() if t > now}
-        sets = (self._inflight_keys, self._acked_keys, self._parked.keys())
-        return {key for keys in sets for kd, key in keys if kd == kind}
+        keys = {key for kd, key in self._inflight_keys if kd == kind}
+        keys.update(self._acked.get(kind, ()))
+        if self._parked:
+            now = time.monotonic()
+            self._parked = {k: t for k, t in self._parked.items() if t > now}
+            keys.update(key for kd, key in self._parked if kd == kind)
+        return keys
 
     @property
     def acks_waiting(self) -> int:
@@ -101,7 +102,6 @@ class Ledger:
         if not force and waiting < MARK_BATCH and young and self.inflight:
             return Marked()  # more PUBACKs are on their way: let them share the commit
         done, self._acked = self._acked, {k: [] for k in _KINDS}
-        self._acked_keys.clear()
         if done["finding"]:
             self.outbox.mark_findings_sent(done["finding"])
         if done["image"]:
@@ -117,4 +117,3 @@ class Ledger:
 
     def forget_acks(self) -> None:
         self._acked = {k: [] for k in _KINDS}
-        self._acked_keys.clear()

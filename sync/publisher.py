@@ -90,6 +90,7 @@ class Publisher:
         self._link_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._idle = threading.Event()  # connected, and the last look found nothing to send
         self._thread: threading.Thread | None = None
         # Owned by the publisher thread from here on.
         self._ledger = Ledger(outbox)
@@ -124,6 +125,10 @@ class Publisher:
     def link_status(self) -> LinkStatus:
         with self._link_lock:
             return self._link
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """True once a look at the outbox found nothing to send and nothing is in flight."""
+        return self._idle.wait(timeout_s)
 
     @property
     def in_flight(self) -> int:
@@ -241,6 +246,7 @@ class Publisher:
             self._ledger.forget_inflight()
         client, self._client = self._client, None
         self._ready = False
+        self._idle.clear()
         if client is not None:
             try:
                 client.disconnect()
@@ -342,6 +348,10 @@ class Publisher:
                 handed += 1
         if handed == 0:
             self._next_poll = now + self.idle_poll_s
+            if not self._ledger.inflight and not self._ledger.acks_waiting:
+                self._idle.set()
+        else:
+            self._idle.clear()
         return True
 
     def _send_finding(self, finding_id: str, finding: dict[str, Any]) -> bool:
@@ -353,13 +363,18 @@ class Publisher:
         return self._send(topic, payload, self._json_props, sent)
 
     def _send_image(self, finding_id: str, jpeg: bytes) -> bool:
-        identity = self._identities.get(finding_id) or FindingIdentity(self.vehicle_id, "", 0)
-        user = image_user_properties(
-            {"id": finding_id, "vehicle_id": identity.vehicle_id,
-             "boot_id": identity.boot_id, "seq": identity.seq}
-        )  # fmt: skip
-        props = publish_properties("image/jpeg", user)
-        topic = Topics(self.cfg.topic_prefix, identity.vehicle_id).image(finding_id)
+        identity = self._identities.get(finding_id)
+        if identity is None:  # unreadable record: the topic alone names the finding
+            props = publish_properties("image/jpeg")
+            vehicle_id = self.vehicle_id
+        else:
+            vehicle_id = identity.vehicle_id
+            user = image_user_properties(
+                {"id": finding_id, "vehicle_id": vehicle_id,
+                 "boot_id": identity.boot_id, "seq": identity.seq}
+            )  # fmt: skip
+            props = publish_properties("image/jpeg", user)
+        topic = Topics(self.cfg.topic_prefix, vehicle_id).image(finding_id)
         return self._send(topic, jpeg, props, Sent("image", (finding_id,), len(jpeg)))
 
     def _send(

@@ -8,12 +8,16 @@ Registered in the ``roadpatrol.services`` entry-point group; the recorder calls
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edge.mqtt_config import MqttConfig
 from edge.outbox import Outbox
 from edge.status import LinkStatus, Status
 from sync.publisher import Publisher
+
+if TYPE_CHECKING:
+    from edge.config import AppConfig
+    from edge.recorder import Recorder
 
 
 class SyncService(Protocol):
@@ -39,7 +43,7 @@ class _Disabled:
 
 def start(
     outbox: Outbox,
-    app_config: Any,
+    app_config: AppConfig,
     status_provider: Callable[[], Status] | None = None,
 ) -> SyncService:
     """Start publishing ``outbox``; ``app_config`` is edge.config.AppConfig (mqtt, vehicle)."""
@@ -49,3 +53,11 @@ def start(
     publisher = Publisher(cfg, outbox, app_config.vehicle.vehicle_id, status_provider)
     publisher.start()
     return publisher
+
+
+def start_for_recorder(recorder: Recorder) -> SyncService:
+    """The ``roadpatrol.services`` entry point: publish a running recorder's outbox and show
+    the link on its status (screen, status topic)."""
+    service = start(recorder.outbox, recorder.config, recorder.status)
+    recorder.attach_link(service.link_status)
+    return service

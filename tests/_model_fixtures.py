@@ -47,4 +47,4 @@ def build_small_package(out_dir: Path, input_size: int = 64, seed: int = 0) -> P
             }
         )
     )
-    return export_package(run, out_dir / "pkg", name="small", version="0.0.1")
+    return export_package(run, out_dir / "pkg", name="small", version="0.0.1", image_head=False)

@@ -485,3 +485,39 @@ class Collector:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def wait_until_office_subscribed(port: int, db: Path, timeout_s: float = 30) -> None:
+    """Publish a probe status until an office receiver (another process) has stored it."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from sync.payloads import status_payload
+
+    probe = status_payload(
+        vehicle_id="probe", boot_id="b", seq=1, online=True, snapshot=None, queue_depth=0
+    )
+    raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="probe", protocol=mqtt.MQTTv5)
+    raw.connect("127.0.0.1", port)
+    raw.loop_start()
+
+    def stored() -> bool:
+        raw.publish("roadpatrol/v1/probe/status", probe, qos=1).wait_for_publish(5)
+        if not db.exists():
+            return False
+        try:
+            store = OfficeStore(db, None, read_only=True)
+        except Exception:
+            return False
+        try:
+            return bool(store.query("SELECT 1 FROM vehicle_status WHERE vehicle_id='probe'"))
+        except Exception:
+            return False
+        finally:
+            store.close()
+
+    try:
+        assert wait_until(stored, timeout_s, interval_s=0.3), "office receiver never subscribed"
+    finally:
+        raw.disconnect()
+        raw.loop_stop()

@@ -49,17 +49,38 @@ def fixed_status(*, paused: bool = False, alerts: tuple[str, ...] | None = None)
         started_at_utc="2024-05-14T00:30:00+00:00",
         distance_m=23_456.0,
         findings_by_grade={"0": 1234, "1": 12, "2": 5, "3": 3, "manual": 1},
-        camera=CameraStatus(connected=True, source="cam0", fps=15.0, frames=5000,
-                            dropped_frames=3),
-        gps=GpsStatus(mode=3, quality="gps", sats_used=9, hdop=0.9, speed_mps=11.7,
-                      lat_deg=35.606214, lon_deg=140.123312, fix_age_s=0.4),
-        model=ModelStatus(model_id="rdd-lite-1.2.0", name="rdd-lite", version="1.2.0",
-                          infer_ms=6.1, graded=4000, paused=paused),
-        outbox=OutboxStatus(pending=12, pending_bytes=3_400_000, oldest_age_s=300, stored=21,
-                            disk_free_bytes=12_300_000_000),
-        link=LinkStatus(enabled=True, connected=False,
-                        offline_since_utc="2024-05-14T03:12:00+00:00",
-                        last_acked_id="0192f3a4-5b6c-7d8e-9f00-1a2b3c4d5e6f"),
+        camera=CameraStatus(connected=True, source="cam0", fps=15.0, frames=5000, dropped_frames=3),
+        gps=GpsStatus(
+            mode=3,
+            quality="gps",
+            sats_used=9,
+            hdop=0.9,
+            speed_mps=11.7,
+            lat_deg=35.606214,
+            lon_deg=140.123312,
+            fix_age_s=0.4,
+        ),
+        model=ModelStatus(
+            model_id="rdd-lite-1.2.0",
+            name="rdd-lite",
+            version="1.2.0",
+            infer_ms=6.1,
+            graded=4000,
+            paused=paused,
+        ),
+        outbox=OutboxStatus(
+            pending=12,
+            pending_bytes=3_400_000,
+            oldest_age_s=300,
+            stored=21,
+            disk_free_bytes=12_300_000_000,
+        ),
+        link=LinkStatus(
+            enabled=True,
+            connected=False,
+            offline_since_utc="2024-05-14T03:12:00+00:00",
+            last_acked_id="0192f3a4-5b6c-7d8e-9f00-1a2b3c4d5e6f",
+        ),
         recent=recent,
         alerts=(Alert.NO_GPS_FIX, Alert.DISK_LOW) if alerts is None else alerts,
     )
@@ -136,12 +157,21 @@ class ScreenProcess:
 
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(size[0]),
-               "LINES": str(size[1])}
+        env = {
+            **os.environ,
+            "TERM": "xterm-256color",
+            "COLUMNS": str(size[0]),
+            "LINES": str(size[1]),
+        }
         self.proc = subprocess.Popen(
             [*(program or [sys.executable, "-m", "tui"]), *args],
-            stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO,
-            start_new_session=True, close_fds=True,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=REPO,
+            start_new_session=True,
+            close_fds=True,
         )
         os.close(slave)
         self._master = master

@@ -52,7 +52,7 @@ def test_runtime_feeds_the_model_what_training_fed_the_network(small_package: Pa
     for frame in real_frames(3):
         with torch.no_grad():
             heat_t, box_t = net(torch.from_numpy(preprocess(frame, input_spec(64))))
-        heat_o, box_o = grader.raw_outputs(frame)
+        heat_o, box_o, _ = grader.raw_outputs(frame)
         np.testing.assert_allclose(heat_o, heat_t[0].numpy(), atol=1e-4)
         np.testing.assert_allclose(box_o, box_t[0].numpy(), atol=1e-4)
 
@@ -136,7 +136,7 @@ def test_quantize_makes_a_valid_int8_package(small_package: Path, tmp_path: Path
     assert sum(n.op_type == "QuantizeLinear" for n in graph.node) > 10
     fp32, q = Grader(small_package, threads=1), Grader(int8, threads=1)
     for frame in real_frames(3):
-        heat_f, _ = fp32.raw_outputs(frame)
-        heat_q, _ = q.raw_outputs(frame)
+        heat_f, _, _ = fp32.raw_outputs(frame)
+        heat_q, _, _ = q.raw_outputs(frame)
         assert heat_q.shape == heat_f.shape
         assert np.abs(1 / (1 + np.exp(-heat_q)) - 1 / (1 + np.exp(-heat_f))).max() < 0.1

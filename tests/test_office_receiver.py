@@ -7,13 +7,21 @@ import logging
 import os
 import shutil
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from _mqtt_fixtures import Broker, Office, broker, make_finding, mqtt_cfg, road_jpegs, wait_until
+from _mqtt_fixtures import (
+    Broker,
+    Office,
+    broker,
+    make_finding,
+    mqtt_cfg,
+    road_jpegs,
+    wait_until,
+    wait_until_office_subscribed,
+)
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -191,8 +199,7 @@ def test_office_receive_cli_stores_until_signalled_and_reports_counts(
            f"127.0.0.1:{broker.port}", "--db", str(db), "--images", str(images)]  # fmt: skip
     office = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_until(db.exists, 20)
-        time.sleep(1.5)  # connected and subscribed: its session now collects for it anyway
+        wait_until_office_subscribed(broker.port, db)
         findings = fill_outbox(tmp_path / "data", "veh-cli", 4, road_jpegs(2, side_px=32))
         drain = subprocess.run(
             [sys.executable, "-m", "sync", "sync", "drain", "--data-dir", str(tmp_path / "data"),

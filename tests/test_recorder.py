@@ -112,6 +112,7 @@ def test_manual_mark_pause_and_resume(tmp_path: Path) -> None:
         manual = finding_from_dict(row["finding"])
         assert manual.origin == FindingOrigin.MANUAL and manual.grade == MANUAL_GRADE
         assert row["row"]["image_name"]  # the current frame is stored with it
+        assert recorder.status().findings_by_grade["manual"] == 1
         recorder.set_paused(False)
         deadline = time.monotonic() + 30
         while recorder.status().model.graded == 0 and time.monotonic() < deadline:

@@ -6,6 +6,7 @@ import json
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from _mqtt_fixtures import (
@@ -20,6 +21,7 @@ from _mqtt_fixtures import (
     wait_until,
 )
 
+from edge.outbox import Outbox
 from edge.types import Fix, FixMode
 
 __all__ = ["broker"]
@@ -109,50 +111,59 @@ def test_kill_9_at_random_moments_and_broker_restarts_lose_nothing(tmp_path: Pat
     broker = Broker(tmp_path / "broker")
     broker.start()
     data_dir = tmp_path / "data"
-    count, image_every = 2500, 5
+    count, image_every = 3000, 3
     findings = fill_outbox(
         data_dir, VEHICLE, count, road_jpegs(8, side_px=64), image_every=image_every
     )
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    args = ("--data-dir", str(data_dir), "--broker", f"127.0.0.1:{broker.port}", "--json")
+    # A small window slows each drain down, so that a dozen kills land mid-drain.
+    args = ("--data-dir", str(data_dir), "--broker", f"127.0.0.1:{broker.port}", "--json",
+            "--inflight-window", "4")  # fmt: skip
     kills = restarts = 0
+
+    def left(outbox: Outbox) -> int:
+        s = outbox.summary()
+        return s.pending + s.pending_images
+
     try:
-        with Office(tmp_path / "office", mqtt_cfg(broker.port)) as office:
-            stats = office.receiver.stats
+        # The test holds the outbox open to watch it; each drain opens it beside the test.
+        with (
+            Office(tmp_path / "office", mqtt_cfg(broker.port)) as office,
+            open_outbox(data_dir) as watched,
+        ):
             for round_no in range(12):
-                proc = subprocess.Popen(
-                    _drain_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
+                before = left(watched)
+                log = (tmp_path / f"drain-{round_no}.log").open("w")
+                proc = subprocess.Popen(_drain_cmd(*args), stdout=log, stderr=log)
                 try:
-                    base = stats.received
-                    target = rng.randint(10, 120)
-                    assert wait_until(lambda b=base, t=target: stats.received - b >= t, 60), (
-                        f"drain made no progress (seed {seed})"
-                    )
+                    # Kill at a random moment once records are flowing.
+                    assert wait_until(lambda b=before: left(watched) < b, 60), f"seed {seed}"
                     if round_no % 3 == 1:
                         broker.restart()  # graceful: mosquitto keeps the office's queue
                         restarts += 1
-                        base = stats.received
-                        assert wait_until(lambda b=base: stats.received - b >= 5, 60)
+                        mid = left(watched)
+                        assert wait_until(lambda m=mid: left(watched) < m, 60), f"seed {seed}"
+                    time.sleep(rng.uniform(0.0, 0.15))
                     assert proc.poll() is None, f"backlog drained before kill {kills} ({seed})"
                     proc.kill()
                     kills += 1
                 finally:
                     proc.kill()
                     proc.wait()
+                    log.close()
+            assert left(watched) > 0, "the kills should have interrupted the drain"
             final = _run(*args, timeout_s=180)
             assert final.returncode == 0, final.stderr
             assert json.loads(final.stdout)["remaining"] == 0
+            assert left(watched) == 0
             expected = {f.id for f in findings}
-            assert wait_until(lambda: office.store.counts().images == count // image_every, 60)
+            images = len(range(0, count, image_every))
+            assert wait_until(lambda: office.store.counts().images == images, 60), f"seed {seed}"
             assert office.store.finding_ids() == expected, f"seed {seed}"
             counts = office.store.counts()
             assert counts.findings == count  # each once, however often it was delivered
             assert counts.deliveries >= count
-        with open_outbox(data_dir) as outbox:
-            s = outbox.summary()
-            assert (s.pending, s.pending_images) == (0, 0)
         assert kills >= 10 and restarts >= 3
     finally:
         broker.kill()

@@ -41,8 +41,9 @@ def test_killed_screen_leaves_recording_alone_and_a_new_one_attaches(
 
         # The second finds the recorder and its language through the vehicle's config file.
         config = tmp_path / "vehicle.toml"
-        config.write_text(f'[vehicle]\ndata_dir = "{tmp_path}"\n[screen]\nlang = "ja"\n',
-                          encoding="utf-8")
+        config.write_text(
+            f'[vehicle]\ndata_dir = "{tmp_path}"\n[screen]\nlang = "ja"\n', encoding="utf-8"
+        )
         second = ScreenProcess(["--config", str(config)])
         try:
             assert wait_until(lambda: "記録中" in second.output, 30.0), second.output[-2000:]

@@ -49,7 +49,11 @@ def test_refresh_rate_is_checked(tmp_path: Path) -> None:
 def test_without_a_terminal_it_says_so(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "tui", "--data-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 2
     assert "interactive terminal" in proc.stderr

@@ -32,8 +32,9 @@ def test_every_literal_key_in_the_screen_code_exists() -> None:
     used: set[str] = set()
     for rel in TUI_SOURCES:
         source = (root / rel).read_text(encoding="utf-8")
-        used |= set(re.findall(r"""\b(?:m|msgs|self\.msgs)\(\s*"([a-z_]+\.[A-Za-z0-9_.]+)"""
-                               , source))
+        used |= set(
+            re.findall(r"""\b(?:m|msgs|self\.msgs)\(\s*"([a-z_]+\.[A-Za-z0-9_.]+)""", source)
+        )
     assert len(used) > 30  # the pattern really finds the calls
     assert used - set(CATALOGUE["en"]) == set()
 

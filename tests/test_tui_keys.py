@@ -23,8 +23,15 @@ def _words(texts: object) -> set[str]:
 
 def _data_words() -> set[str]:
     st = fixed_status()
-    return _words([st.vehicle_id, st.model.name, st.camera.source, st.gps.quality,
-                   *(c for r in st.recent for c in r.type_codes)])
+    return _words(
+        [
+            st.vehicle_id,
+            st.model.name,
+            st.camera.source,
+            st.gps.quality,
+            *(c for r in st.recent for c in r.type_codes),
+        ]
+    )
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])

@@ -20,13 +20,18 @@ _GRADE_KEYS = ("3", "2", "1")
 
 
 def _counters_line(text: str) -> str:
-    return next(line for line in text.splitlines() if EN["counts.no_damage"] in line
-                or JA["counts.no_damage"] in line)
+    return next(
+        line
+        for line in text.splitlines()
+        if EN["counts.no_damage"] in line or JA["counts.no_damage"] in line
+    )
 
 
 def _shown_counts(line: str, names: dict[str, str]) -> dict[str, int]:
-    return {g: int(re.search(re.escape(names[g]) + r" (\d+)", line).group(1))  # type: ignore[union-attr]
-            for g in _GRADE_KEYS}
+    return {
+        g: int(re.search(re.escape(names[g]) + r" (\d+)", line).group(1))  # type: ignore[union-attr]
+        for g in _GRADE_KEYS
+    }
 
 
 def test_findings_appear_and_counters_move(demo_recorder: Any) -> None:
@@ -37,14 +42,16 @@ async def _findings_appear_and_counters_move(recorder: Any) -> None:
     app = create_app(recorder, lang="en")
     names = {g: EN[f"grade.{g}"] for g in _GRADE_KEYS}
     async with app.run_test(size=(100, 30)) as pilot:
-        assert await pilot_wait(pilot, lambda: app.last_status.recent, 90.0), \
+        assert await pilot_wait(pilot, lambda: app.last_status.recent, 90.0), (
             "the demo drive produced no finding"
+        )
         await pilot.pause(0.3)
         text = screen_text(app)
         assert EN["findings.none"] not in text
         newest = app.last_status.recent[0]
-        newest_name = EN[f"grade.{newest.grade}"] if newest.origin != "manual" \
-            else EN["grade.manual"]
+        newest_name = (
+            EN[f"grade.{newest.grade}"] if newest.origin != "manual" else EN["grade.manual"]
+        )
         findings_part = text.split(EN["findings.title"], 1)[1]
         assert newest_name in findings_part
         for code in newest.type_codes:
@@ -53,8 +60,13 @@ async def _findings_appear_and_counters_move(recorder: Any) -> None:
         assert sum(first.values()) >= 1
         # Counters move as the drive goes on, and the screen keeps up with the recorder.
         assert await pilot_wait(
-            pilot, lambda: sum(int(app.last_status.findings_by_grade[g]) for g in _GRADE_KEYS)
-            > sum(first.values()), 90.0)
+            pilot,
+            lambda: (
+                sum(int(app.last_status.findings_by_grade[g]) for g in _GRADE_KEYS)
+                > sum(first.values())
+            ),
+            90.0,
+        )
         await pilot.pause(0.5)
         later = _shown_counts(_counters_line(screen_text(app)), names)
         assert sum(later.values()) > sum(first.values())
@@ -78,7 +90,8 @@ async def _m_stores_a_manual_finding(recorder: Any) -> str:
         await pilot.press("m")
         await app.workers.wait_for_complete()
         assert await pilot_wait(
-            pilot, lambda: any(r.origin == "manual" for r in app.last_status.recent), 5.0)
+            pilot, lambda: any(r.origin == "manual" for r in app.last_status.recent), 5.0
+        )
         await pilot.pause(0.3)
         findings_part = screen_text(app).split(JA["findings.title"], 1)[1]
         assert JA["grade.manual"] in findings_part
@@ -105,8 +118,7 @@ async def _p_stops_grading_and_says_so(recorder: Any) -> None:
         await pilot.press("p")
         await app.workers.wait_for_complete()
         assert await pilot_wait(pilot, lambda: EN["state.recording"] in screen_text(app), 3.0)
-        assert await pilot_wait(
-            pilot, lambda: recorder.status().model.graded > graded + 1, 20.0)
+        assert await pilot_wait(pilot, lambda: recorder.status().model.graded > graded + 1, 20.0)
 
 
 def test_l_changes_the_labels_on_the_live_screen(demo_recorder: Any) -> None:
@@ -115,8 +127,17 @@ def test_l_changes_the_labels_on_the_live_screen(demo_recorder: Any) -> None:
 
 async def _l_changes_the_labels(recorder: Any) -> None:
     app = create_app(recorder, lang="en")
-    labels = ("label.gps", "label.camera", "label.model", "label.outbox", "label.link",
-              "label.disk", "findings.title", "counts.no_damage", "button.mark")
+    labels = (
+        "label.gps",
+        "label.camera",
+        "label.model",
+        "label.outbox",
+        "label.link",
+        "label.disk",
+        "findings.title",
+        "counts.no_damage",
+        "button.mark",
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.5)
         before = screen_text(app)
@@ -125,5 +146,6 @@ async def _l_changes_the_labels(recorder: Any) -> None:
         await pilot.pause(0.3)
         after = screen_text(app)
         assert all(JA[k] in after for k in labels), after
-        assert not any(re.search(rf"\b{re.escape(EN[k])}\b", after)
-                       for k in labels if EN[k] != JA[k])
+        assert not any(
+            re.search(rf"\b{re.escape(EN[k])}\b", after) for k in labels if EN[k] != JA[k]
+        )

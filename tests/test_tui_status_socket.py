@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,23 +42,25 @@ def control() -> FixedControl:
 
 
 @pytest.fixture
-def server(tmp_path: Path, control: FixedControl) -> StatusServer:
+def server(tmp_path: Path, control: FixedControl) -> Iterator[StatusServer]:
     srv = StatusServer(control, socket_path_for(tmp_path), rate_hz=20.0)
     srv.start()
-    yield srv  # type: ignore[misc]
+    yield srv
     srv.stop()
 
 
-def test_remote_recorder_sees_the_recorders_status(server: StatusServer,
-                                                   control: FixedControl) -> None:
+def test_remote_recorder_sees_the_recorders_status(
+    server: StatusServer, control: FixedControl
+) -> None:
     with RemoteRecorder(server.path).connect() as remote:
         assert remote.status() == control.fixed
         control.fixed = replace(control.fixed, distance_m=99_999.0)
         assert wait_until(lambda: remote.status().distance_m == 99_999.0, 2.0)
 
 
-def test_commands_reach_the_recorder_and_answer(server: StatusServer,
-                                                control: FixedControl) -> None:
+def test_commands_reach_the_recorder_and_answer(
+    server: StatusServer, control: FixedControl
+) -> None:
     with RemoteRecorder(server.path).connect() as remote:
         assert remote.mark_manual() == "manual-1"
         assert remote.mark_manual() == "manual-2"
@@ -67,8 +70,9 @@ def test_commands_reach_the_recorder_and_answer(server: StatusServer,
     assert control.paused_calls == [True, False]
 
 
-def test_plain_words_work_for_a_person_with_socat(server: StatusServer,
-                                                  control: FixedControl) -> None:
+def test_plain_words_work_for_a_person_with_socat(
+    server: StatusServer, control: FixedControl
+) -> None:
     sock, lines = _raw_client(server.path)
     with sock:
         assert json.loads(lines.readline()) == {"type": "hello", "protocol": 1}
@@ -92,8 +96,10 @@ def test_a_failed_mark_is_reported_not_invented(tmp_path: Path) -> None:
         def mark_manual(self) -> str | None:
             return None
 
-    with StatusServer(Full(fixed_status()), tmp_path / "s.sock") as srv, \
-            RemoteRecorder(srv.path).connect() as remote:
+    with (
+        StatusServer(Full(fixed_status()), tmp_path / "s.sock") as srv,
+        RemoteRecorder(srv.path).connect() as remote,
+    ):
         assert remote.mark_manual() is None
 
 
@@ -133,8 +139,10 @@ def test_a_socket_left_by_a_dead_recorder_is_replaced(tmp_path: Path) -> None:
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(path))
     dead.close()  # the file stays, nobody listens: what kill -9 leaves behind
-    with StatusServer(FixedControl(fixed_status()), path) as srv, \
-            RemoteRecorder(srv.path).connect() as remote:
+    with (
+        StatusServer(FixedControl(fixed_status()), path) as srv,
+        RemoteRecorder(srv.path).connect() as remote,
+    ):
         assert remote.status().vehicle_id == "chiba-07"
 
 

@@ -16,31 +16,59 @@ from models.training.spec import CLASS_CODES, CLASSES, input_spec
 OPSET = 17
 
 
-def export_onnx(weights: Path, onnx_out: Path, input_size: int) -> None:
+def load_trained(weights: Path, input_size: int) -> RoadDamageNet:
     model = RoadDamageNet(len(CLASS_CODES), input_size, pretrained=False)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def fit_image_head(model: RoadDamageNet, data: Path, input_size: int) -> dict[str, object]:
+    """Fit the image-level head on the training split only (never on validation images)."""
+    from models.training.dataset import load_voc_dir, split
+    from models.training.image_head import fit_logistic, labels, pooled_features, sample_images
+
+    train, _ = split(load_voc_dir(data, CLASS_CODES))
+    features = pooled_features(model, sample_images(train), input_size)
+    model.image_head = fit_logistic(features, labels(train))
+    return {
+        "image_head": "logistic regression on pooled stride-32 features (L-BFGS, L2 1e-4)",
+        "image_head_train_images": len(train),
+    }
+
+
+def export_onnx(model: RoadDamageNet, onnx_out: Path, input_size: int) -> None:
     model.eval()
     dummy = torch.zeros(1, 3, input_size, input_size)
+    outputs = ["heat", "box"] + (["image_logits"] if model.image_head is not None else [])
     torch.onnx.export(
         model,
         (dummy,),
         str(onnx_out),
         input_names=["image"],
-        output_names=["heat", "box"],
+        output_names=outputs,
         opset_version=OPSET,
         dynamo=False,
     )
 
 
 def export_package(
-    run_dir: Path, out_dir: Path, *, name: str, version: str, weights: Path | None = None
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    name: str,
+    version: str,
+    weights: Path | None = None,
+    image_head: bool = True,
 ) -> Path:
-    """Export ``run_dir``'s weights (``weights.pt`` unless given) as an FP32 package."""
+    """Export ``run_dir``'s weights (``weights.pt`` unless given) as an FP32 package, with an
+    image-level head fitted on the training split unless ``image_head`` is False."""
     meta = json.loads((run_dir / "training.json").read_text())
     size = int(meta["input_size"])
+    model = load_trained(weights or run_dir / "weights.pt", size)
+    head_info = fit_image_head(model, Path(meta["data"]), size) if image_head else {}
     with tempfile.TemporaryDirectory() as tmp:
         onnx_tmp = Path(tmp) / "model.onnx"
-        export_onnx(weights or run_dir / "weights.pt", onnx_tmp, size)
+        export_onnx(model, onnx_tmp, size)
         return write_package(
             onnx_tmp,
             out_dir,
@@ -48,7 +76,9 @@ def export_package(
             version=version,
             precision="fp32",
             input_spec=input_spec(size),
-            output_spec=OutputSpec(stride=STRIDE),
+            output_spec=OutputSpec(
+                stride=STRIDE, image_output="image_logits" if image_head else None
+            ),
             classes=CLASSES,
             training={
                 "architecture": "EfficientNet-Lite0 + FPN (stride 8/16/32) + TTFNet-style head",
@@ -65,5 +95,6 @@ def export_package(
                 if meta["init"] == "pretrained"
                 else "none (random init)",
                 "loss_history": meta["history"],
+                **head_info,
             },
         )

@@ -34,6 +34,7 @@ from _mqtt_fixtures import (
     make_finding,
     open_outbox,
     wait_until,
+    wait_until_office_subscribed,
 )
 
 from edge.serialize import finding_to_dict
@@ -147,8 +148,7 @@ def test_drain_rate_vs_bare_paho_and_receiver_ingest(setup: Any, benchmark: Any)
     receive = [sys.executable, "-m", "sync", "office", "receive", "--broker",
                f"127.0.0.1:{broker.port}", "--db", str(db), "--images", str(images)]  # fmt: skip
     first = subprocess.Popen(receive, stderr=subprocess.PIPE, text=True)
-    assert wait_until(lambda: db.exists(), 30)
-    time.sleep(2.0)  # connected and subscribed: the session exists at the broker
+    wait_until_office_subscribed(broker.port, db)  # its session now exists at the broker
     first.send_signal(signal.SIGTERM)
     first.communicate(timeout=30)
     _bare_paho_loop(broker.port, messages)

@@ -87,8 +87,9 @@ def _round(mode: str, workdir: Path, drives: int) -> dict[str, Any]:
     from _tui_fixtures import ScreenProcess
 
     out = workdir / f"{mode}-{time.monotonic_ns()}.json"
-    child = ScreenProcess([mode, str(out), str(drives)], size=(80, 24),
-                          program=[sys.executable, __file__])
+    child = ScreenProcess(
+        [mode, str(out), str(drives)], size=(80, 24), program=[sys.executable, __file__]
+    )
     try:
         code = child.proc.wait(timeout=600)
     finally:
