@@ -253,9 +253,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("model", type=Path, help="FP32 package (.onnx or .json)")
     p.add_argument("--calib", type=Path, required=True, help="folder of real road images")
     p.add_argument("--calib-images", type=int, default=300)
-    p.add_argument(
-        "--calibration", choices=["minmax", "percentile", "entropy"], default="percentile"
-    )
+    p.add_argument("--calibration", choices=["minmax", "percentile", "entropy"], default="minmax")
     p.add_argument("--int8-heads", action="store_true", help="quantise the output layers too")
     p.add_argument(
         "--labels",

@@ -61,7 +61,7 @@ def quantize_package(
     version: str,
     calib_images: int = 300,
     exclude_validation: bool = True,
-    calibration: str = "percentile",
+    calibration: str = "minmax",
     fp32_heads: bool = True,
     fp32_prefixes: tuple[str, ...] = (),
     refit_head_voc: Path | None = None,

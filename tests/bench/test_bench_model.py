@@ -1,0 +1,59 @@
+"""INT8 against FP32 latency, interleaved in one run on real frames (2 threads).
+
+    nice python -m pytest tests/bench/test_bench_model.py -s -p no:cacheprovider
+
+Two figures per model: the onnxruntime session alone, and the whole per-frame cost the
+vehicle pays (resize + normalise + session + decode), both as medians over the same frames.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+
+from edge.grader import Grader
+from edge.preprocess import preprocess
+
+REPO = Path(__file__).resolve().parents[2]
+FRAMES = sorted((REPO / "edge" / "demo" / "frames").glob("*.jpg"))
+INT8 = REPO / "models" / "road-damage-1.0.0.json"
+FP32 = REPO / "models" / "road-damage-fp32-1.0.0.json"
+
+
+def test_int8_vs_fp32_latency() -> None:
+    images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in FRAMES]
+    graders = {"fp32": Grader(FP32, threads=2), "int8": Grader(INT8, threads=2)}
+    session_ms: dict[str, list[float]] = {k: [] for k in graders}
+    detect_ms: dict[str, list[float]] = {k: [] for k in graders}
+    for g in graders.values():  # warm-up
+        for image in images[:10]:
+            g.detect(image)
+    for _ in range(3):
+        for image in images:
+            for name, g in graders.items():  # interleaved: drift hits both alike
+                tensor = preprocess(image, g.manifest.input)
+                started = time.perf_counter()
+                g.session.run(None, {g.manifest.input.input_name: tensor})
+                session_ms[name].append((time.perf_counter() - started) * 1000)
+                detect_ms[name].append(g.detect(image)[1])
+    med = {
+        k: {
+            "session_ms": round(statistics.median(session_ms[k]), 2),
+            "frame_ms": round(statistics.median(detect_ms[k]), 2),
+        }
+        for k in graders
+    }
+    figures = {
+        **med,
+        "ratio_session_int8_over_fp32": round(
+            med["int8"]["session_ms"] / med["fp32"]["session_ms"], 3
+        ),
+        "ratio_frame_int8_over_fp32": round(med["int8"]["frame_ms"] / med["fp32"]["frame_ms"], 3),
+        "frames": len(images) * 3,
+    }
+    print("\nMODEL", json.dumps(figures))
+    assert med["int8"]["frame_ms"] > 0

@@ -1,0 +1,54 @@
+"""The shipped packages: verified, reproducing the figures their manifests record, and the INT8
+default staying close to its FP32 export on real road frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _model_fixtures import RDD_TRAIN, SHIPPED_MODELS, real_frames
+
+from edge.config import default_model_package
+from edge.detect import sigmoid
+from edge.grader import Grader
+from edge.manifest import load_manifest
+from models.evaluate import evaluate_voc
+
+INT8 = SHIPPED_MODELS / "road-damage-1.0.0.json"
+FP32 = SHIPPED_MODELS / "road-damage-fp32-1.0.0.json"
+
+
+def test_the_vehicles_default_is_the_int8_package() -> None:
+    assert default_model_package() == INT8
+    manifest = load_manifest(INT8)
+    assert manifest.precision == "int8" and manifest.quantization is not None
+    assert manifest.quantization["format"] == "QDQ"
+    assert INT8.with_suffix(".onnx").stat().st_size <= 8 * 1024 * 1024
+    assert {c.code: c.grade for c in manifest.classes} == {"D00": 1, "D10": 1, "D20": 2, "D40": 3}
+    assert {c.code: c.name_ja for c in manifest.classes}["D40"] == "ポットホール"
+
+
+@pytest.mark.parametrize("package", [INT8, FP32], ids=["int8", "fp32"])
+def test_recorded_validation_figures_are_reproduced(package) -> None:  # type: ignore[no-untyped-def]
+    manifest = load_manifest(package)
+    report = evaluate_voc(Grader(package, threads=2), RDD_TRAIN, "val")
+    assert report["images"] == manifest.metrics["images"] == 400
+    # INT8 kernels differ a little between CPU generations: allow a hair, not a trend.
+    assert report["macro_f1"] == pytest.approx(manifest.metrics["macro_f1"], abs=0.01)
+    assert report["box_macro_f1"] == pytest.approx(manifest.metrics["box_macro_f1"], abs=0.01)
+    assert report["macro_f1"] >= 0.95  # the image-level bar
+
+
+def test_int8_stays_close_to_fp32_on_real_frames() -> None:
+    fp32, int8 = Grader(FP32, threads=1), Grader(INT8, threads=1)
+    agree = total = 0
+    for frame in real_frames(20):
+        heat_f, _, _ = fp32.raw_outputs(frame)
+        heat_q, _, _ = int8.raw_outputs(frame)
+        diff = np.abs(sigmoid(heat_f) - sigmoid(heat_q))
+        assert diff.mean() < 0.02 and diff.max() < 0.4
+        types_f = {d.type_code for d in fp32.detect(frame)[0]}
+        types_q = {d.type_code for d in int8.detect(frame)[0]}
+        for code in ("D00", "D10", "D20", "D40"):
+            agree += (code in types_f) == (code in types_q)
+            total += 1
+    assert agree / total >= 0.85
