@@ -49,6 +49,16 @@ class ModelConfig(_Section):
     threads: int | None = Field(
         None, ge=1, le=64, description="onnxruntime threads. Default: all cores but one."
     )
+    trusted_keys: tuple[Path, ...] = Field(
+        (),
+        description="Ed25519 public key files (PEM) whose signatures make a model package "
+        "installable. Empty: no package can be installed into the store.",
+    )
+    store_dir: Path | None = Field(
+        None,
+        description="Model store (installed packages, the active one). Default: "
+        "DATA_DIR/models. While it has no active package the recorder uses `package`.",
+    )
 
 
 class PipelineConfig(_Section):
@@ -151,7 +161,13 @@ def _resolve_relative_paths(config: AppConfig, base: Path) -> AppConfig:
             "vehicle": config.vehicle.model_copy(update={"data_dir": fix(config.vehicle.data_dir)}),
             "camera": config.camera.model_copy(update={"path": fix(config.camera.path)}),
             "gps": config.gps.model_copy(update={"nmea_file": fix(config.gps.nmea_file)}),
-            "model": config.model.model_copy(update={"package": fix(config.model.package)}),
+            "model": config.model.model_copy(
+                update={
+                    "package": fix(config.model.package),
+                    "store_dir": fix(config.model.store_dir),
+                    "trusted_keys": tuple(base / k for k in config.model.trusted_keys),
+                }
+            ),
         }
     )
 

@@ -20,14 +20,14 @@ import cv2
 
 from edge.capture.sampler import DistanceSampler
 from edge.capture.thread import CaptureThread
-from edge.config import AppConfig, default_model_package
+from edge.config import AppConfig
 from edge.dropqueue import DropOldestQueue
 from edge.gps import GpsThread, history_for, open_fix_source
 from edge.gps.sources import EndOfFixes
 from edge.grader import Grader
 from edge.ids import new_finding_id
-from edge.manifest import ModelPackageError
 from edge.merge import MergeRules, Sighting, better, covers, same_damage
+from edge.model_store.active import ActiveModel
 from edge.outbox import Outbox
 from edge.status import (
     Alert,
@@ -67,14 +67,7 @@ class Recorder:
         self.gps = GpsThread(open_fix_source(config.gps), self.history)
         self.capture = CaptureThread.from_config(config.camera)
         self.sampler = DistanceSampler(config.sampling)
-        self.grader: Grader | None = None
-        self.model_error: str | None = None
-        try:
-            package = config.model.package or default_model_package()
-            self.grader = Grader(package, threads=config.model.threads)
-        except ModelPackageError as exc:
-            self.model_error = str(exc)
-            log.error("model refused, recording without grading: %s", exc)
+        self.models = ActiveModel(config)  # the store's active package, or the shipped one
         self.merge_rules = MergeRules(
             max_distance_m=config.pipeline.merge_distance_m,
             min_x_overlap=config.pipeline.merge_min_iou,
@@ -99,6 +92,24 @@ class Recorder:
         self._replay_first_utc: datetime | None = None
         self._last_track_ns = 0
         self._last_track_odometer_m = 0.0
+
+    # ---- model ----
+
+    @property
+    def grader(self) -> Grader | None:
+        return self.models.grader
+
+    @property
+    def model_error(self) -> str | None:
+        return self.models.error
+
+    @model_error.setter
+    def model_error(self, message: str | None) -> None:
+        self.models.error = message
+
+    def reload_model(self) -> bool:
+        """Switch to the store's active package now if it changed (see ActiveModel)."""
+        return self.models.reload()
 
     # ---- life cycle ----
 
@@ -224,14 +235,15 @@ class Recorder:
     def _consider(self, frame: Frame, lossless: bool = False) -> None:
         self._last_frame = frame
         self._frames += 1
-        if self._paused.is_set() or self.grader is None:
+        grader = self.grader  # read once: a model switch takes effect from the next frame
+        if self._paused.is_set() or grader is None:
             return
         fix = self.history.latest()
         odometer = self.history.odometer_m_at(frame.mono_ns) if fix else None
         speed = fix.speed_mps if fix else None
         if not self.sampler.should_grade(frame.mono_ns, odometer, speed):
             return
-        graded = self.grader.grade(frame)
+        graded = grader.grade(frame)
         self._graded += 1
         self._last_infer_ms = graded.infer_ms
         if lossless:
@@ -366,6 +378,7 @@ class Recorder:
                 next_stats = now + _OUTBOX_STATS_EVERY_S
             if not self.lockstep and not self._paused.is_set():
                 self._maybe_track_point()
+            self.models.poll()
 
     def _maybe_track_point(self) -> None:
         """The patrol route for the office's log: a point every track_interval_s while the

@@ -77,9 +77,7 @@ def _serve(recorder: Recorder, args: argparse.Namespace, until: threading.Event)
         screen = _screen() if _interactive(args) else None
         if screen is not None:
             lang = args.lang or config.screen.lang
-            screen(
-                recorder, None if lang == "auto" else lang, refresh_hz=config.screen.refresh_hz
-            )
+            screen(recorder, None if lang == "auto" else lang, refresh_hz=config.screen.refresh_hz)
         else:
             until.wait()
     except KeyboardInterrupt:
@@ -114,10 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     recorder = Recorder(config).start()
     if recorder.model_error:
-        print(
-            f"roadpatrol run: model refused, recording without grading: {recorder.model_error}",
-            file=sys.stderr,
-        )
+        what = "recording without grading" if recorder.grader is None else "grading goes on"
+        print(f"roadpatrol run: {recorder.model_error} ({what})", file=sys.stderr)
     stop = threading.Event()
     if not _interactive(args):
         _stop_on_signals(stop)

@@ -304,3 +304,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--json", action="store_true")
         p.set_defaults(handler=handler)
+
+    from models.lifecycle_cli import add_commands
+
+    add_commands(msub)

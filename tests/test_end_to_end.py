@@ -61,6 +61,10 @@ def test_findings_travel_from_the_vehicle_to_the_office_map(broker: Broker, tmp_
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    # The office's persistent session must exist before the vehicle publishes (as in the
+    # field, where the office receiver runs all the time).
+    assert wait_until(lambda: "as roadpatrol-office" in broker.log(), 60), broker.log()
+    time.sleep(1.0)
     vehicle = subprocess.Popen(
         [EXE, "run", "--headless", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,

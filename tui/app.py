@@ -111,8 +111,11 @@ class PatrolApp(App[int]):
         except Exception:
             log.exception("manual mark failed")
             finding_id = None
-        self.call_from_thread(self._after_command, "notify.marked" if finding_id
-                              else "notify.mark_failed", finding_id is not None)
+        self.call_from_thread(
+            self._after_command,
+            "notify.marked" if finding_id else "notify.mark_failed",
+            finding_id is not None,
+        )
 
     def action_toggle_pause(self) -> None:
         paused = not self.last_status.model.paused
@@ -125,8 +128,9 @@ class PatrolApp(App[int]):
             log.exception("pause/resume failed")
             self.call_from_thread(self._after_command, "notify.command_failed", False)
             return
-        self.call_from_thread(self._after_command,
-                              "notify.paused" if paused else "notify.resumed", True)
+        self.call_from_thread(
+            self._after_command, "notify.paused" if paused else "notify.resumed", True
+        )
 
     def _after_command(self, message_key: str, ok: bool) -> None:
         self.notify(self.msgs(message_key), severity="information" if ok else "error")

@@ -23,16 +23,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group()
-    target.add_argument("--config", type=Path, metavar="FILE",
-                        help="the recorder's TOML config: its data directory and [screen]")
-    target.add_argument("--socket", type=Path, metavar="PATH",
-                        help="the recorder's status socket")
-    target.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help="the recorder's data directory (socket DIR/recorder.sock)")
-    parser.add_argument("--lang", choices=("ja", "en", "auto"), default=None,
-                        help="screen language (default: the config's, else auto: the locale)")
-    parser.add_argument("--refresh-hz", type=float, default=None, metavar="HZ",
-                        help="screen refreshes per second (default: the config's, else 4)")
+    target.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the recorder's TOML config: its data directory and [screen]",
+    )
+    target.add_argument("--socket", type=Path, metavar="PATH", help="the recorder's status socket")
+    target.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="the recorder's data directory (socket DIR/recorder.sock)",
+    )
+    parser.add_argument(
+        "--lang",
+        choices=("ja", "en", "auto"),
+        default=None,
+        help="screen language (default: the config's, else auto: the locale)",
+    )
+    parser.add_argument(
+        "--refresh-hz",
+        type=float,
+        default=None,
+        metavar="HZ",
+        help="screen refreshes per second (default: the config's, else 4)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -44,8 +60,9 @@ def handle(args: argparse.Namespace) -> int:
         try:
             config = load_config(args.config)
         except ConfigError as exc:
-            raise UsageError(f"{args.config}: configuration refused: "
-                             + "; ".join(exc.problems)) from exc
+            raise UsageError(
+                f"{args.config}: configuration refused: " + "; ".join(exc.problems)
+            ) from exc
         path = socket_path_for(config.vehicle.data_dir)
         lang = lang or config.screen.lang
         refresh_hz = refresh_hz or config.screen.refresh_hz
@@ -54,8 +71,9 @@ def handle(args: argparse.Namespace) -> int:
     elif args.data_dir is not None:
         path = socket_path_for(args.data_dir)
     else:
-        raise UsageError("say which recorder to show: --config FILE, --socket PATH or "
-                         "--data-dir DIR")
+        raise UsageError(
+            "say which recorder to show: --config FILE, --socket PATH or --data-dir DIR"
+        )
     refresh_hz = 4.0 if refresh_hz is None else refresh_hz
     if not 0 < refresh_hz <= 30:
         raise UsageError(f"--refresh-hz must be in (0, 30], got {refresh_hz}")

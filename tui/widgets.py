@@ -181,8 +181,10 @@ class HealthGrid(StatusView):
             text = Text(m("camera.lost"), style=_BAD)
         else:
             text = Text(m("camera.fps", fps=f"{cam.fps:.1f}"))
-        text.append(_SEP + m("camera.dropped", n=cam.dropped_frames),
-                    style=_WARN if cam.dropped_frames else "")
+        text.append(
+            _SEP + m("camera.dropped", n=cam.dropped_frames),
+            style=_WARN if cam.dropped_frames else "",
+        )
         if self.wide and cam.reconnects:
             text.append(_SEP + m("camera.reconnects", n=cam.reconnects), style=_WARN)
         if cam.error:
@@ -281,8 +283,14 @@ class FindingsList(StatusView):
         m, st = self.msgs, self.status
         wide = self.size.width >= self.WIDE_FROM_CELLS
         table = Table(
-            title=m("findings.title"), title_justify="left", title_style="bold",
-            expand=True, box=None, padding=(0, 1), show_edge=False, header_style="bold " + _DIM,
+            title=m("findings.title"),
+            title_justify="left",
+            title_style="bold",
+            expand=True,
+            box=None,
+            padding=(0, 1),
+            show_edge=False,
+            header_style="bold " + _DIM,
         )
         table.add_column(m("findings.time"), no_wrap=True)
         table.add_column(m("findings.grade"), no_wrap=True)
@@ -295,12 +303,16 @@ class FindingsList(StatusView):
         recent = sorted(st.recent, key=lambda r: r.captured_at_utc, reverse=True)
         for r in recent[: max(self.size.height - 2, 1)]:
             key = _grade_key(r.grade, r.origin)
-            grade = Text(f" {pad_cells(m.grade_name(r.grade, r.origin), badge)} ",
-                         style=GRADE_STYLES[key])
+            grade = Text(
+                f" {pad_cells(m.grade_name(r.grade, r.origin), badge)} ", style=GRADE_STYLES[key]
+            )
             types = ", ".join(f"{c} {m.type_name(c)}" for c in r.type_codes) or "—"
             since = None if r.distance_m is None else st.distance_m - r.distance_m
             row: list[RenderableType] = [
-                fmt.local_time(r.captured_at_utc), grade, types, fmt.distance(m, since)
+                fmt.local_time(r.captured_at_utc),
+                grade,
+                types,
+                fmt.distance(m, since),
             ]
             if wide:
                 row.append(fmt.short_id(r.id))
@@ -319,5 +331,6 @@ class KeyHints(StatusView):
     def render(self) -> RenderResult:
         m = self.msgs
         pause = m("keys.resume") if self.status.model.paused else m("keys.pause")
-        return Text("   ".join((pause, m("keys.lang"), m("keys.quit"))), no_wrap=True,
-                    overflow="ellipsis")
+        return Text(
+            "   ".join((pause, m("keys.lang"), m("keys.quit"))), no_wrap=True, overflow="ellipsis"
+        )

@@ -110,8 +110,9 @@ class RemoteRecorder:
         if reply is None:
             raise RecorderUnreachable(f"no answer from the recorder at {self.path}")
         if not reply.get("ok"):
-            raise RuntimeError(f"recorder refused to {'pause' if paused else 'resume'}: "
-                               f"{reply.get('error')}")
+            raise RuntimeError(
+                f"recorder refused to {'pause' if paused else 'resume'}: {reply.get('error')}"
+            )
 
     # -- plumbing ------------------------------------------------------------------------
 

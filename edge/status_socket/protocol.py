@@ -78,6 +78,5 @@ def check_path_length(path: Path) -> None:
         )
 
 
-
 def encode_line(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj, ensure_ascii=False) + "\n").encode()

@@ -298,7 +298,6 @@ def _parse_command(raw: bytes) -> tuple[str | None, Any]:
     return text.lower(), None
 
 
-
 def _someone_listens(path: Path) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
@@ -310,5 +309,3 @@ def _someone_listens(path: Path) -> bool:
         return True
     finally:
         probe.close()
-
-

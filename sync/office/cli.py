@@ -60,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     export.set_defaults(handler=_export)
 
+    from sync.office.push import add_push_command
+
+    add_push_command(sub)
+
 
 def _receive(args: argparse.Namespace) -> int:
     logging.basicConfig(

@@ -1,0 +1,133 @@
+"""The vehicle's side of `office push-model`: receive, verify, install, activate, report.
+
+A ``roadpatrol.services`` entry point with its own MQTT client (the publisher's session and
+its in-flight window stay untouched). The package is checked exactly as `roadpatrol model
+install` checks it; a refused package changes nothing and its reason goes to the recorder's
+model status and to the retained ``<prefix>/<vehicle-id>/model/result`` topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+
+from edge.manifest import ModelPackageError
+from edge.model_store import ModelStore
+from edge.mqtt_config import MqttConfig
+from sync.mqtt_client import make_client
+from sync.office.push import FLEET, PUSH_SCHEMA, PUSH_SCHEMA_VERSION, model_topic
+
+if TYPE_CHECKING:
+    from edge.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+def _unpack(payload: bytes, into: Path) -> tuple[Path, str, bool]:
+    """Write a pushed package into ``into``; (manifest path, model id, activate)."""
+    try:
+        message: dict[str, Any] = json.loads(payload)
+        if message.get("schema") != PUSH_SCHEMA or message.get("schema_version") != (
+            PUSH_SCHEMA_VERSION
+        ):
+            raise ValueError(f"schema {message.get('schema')!r} v{message.get('schema_version')}")
+        model_id, model_file = str(message["model_id"]), str(message["model_file"])
+        if Path(model_file).name != model_file or model_file.startswith("."):
+            raise ValueError(f"model_file {model_file!r} is not a plain file name")
+        if Path(model_id).name != model_id or model_id.startswith("."):
+            raise ValueError(f"model_id {model_id!r} is not a plain name")
+        manifest_path = into / f"{model_id}.json"
+        manifest_path.write_bytes(base64.b64decode(message["manifest_b64"], validate=True))
+        manifest_path.with_suffix(".sig").write_bytes(
+            base64.b64decode(message["signature_b64"], validate=True)
+        )
+        (into / model_file).write_bytes(base64.b64decode(message["model_b64"], validate=True))
+        return manifest_path, model_id, bool(message.get("activate", True))
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ModelPackageError(f"pushed model message is malformed: {exc}") from exc
+
+
+class ModelUpdates:
+    def __init__(self, recorder: Recorder, cfg: MqttConfig):
+        self.recorder = recorder
+        self.cfg = cfg
+        self.vehicle_id = recorder.config.vehicle.vehicle_id
+        self.store = ModelStore.from_config(recorder.config)
+        self.topics = (
+            model_topic(cfg.topic_prefix, self.vehicle_id),
+            model_topic(cfg.topic_prefix, None),
+        )
+        self.result_topic = f"{self.topics[0]}/result"
+        self.last_result: dict[str, Any] | None = None
+        self.handled = threading.Event()  # set after each push is handled (tests wait on it)
+        client_id = f"{cfg.effective_client_id(self.vehicle_id)}-models"
+        self._client = make_client(cfg, client_id, clean_start=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+
+    def start(self) -> ModelUpdates:
+        # connect_async + loop_start: no network at start is normal; paho keeps retrying.
+        self._client.reconnect_delay_set(
+            max(1, int(self.cfg.reconnect_min_s)), max(1, int(self.cfg.reconnect_max_s))
+        )
+        if self._client.protocol == mqtt.MQTTv5:
+            self._client.connect_async(
+                self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=True
+            )
+        else:
+            self._client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
+        self._client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        client.subscribe([(topic, 1) for topic in self.topics])
+
+    def _on_message(self, client: mqtt.Client, _: Any, msg: mqtt.MQTTMessage) -> None:
+        if not msg.payload:  # a cleared retained message
+            return
+        result = self.handle(bytes(msg.payload), fleet=msg.topic.split("/")[-2] == FLEET)
+        client.publish(self.result_topic, json.dumps(result), qos=1, retain=True)
+        self.handled.set()
+
+    def handle(self, payload: bytes, *, fleet: bool = False) -> dict[str, Any]:
+        """Verify and install one pushed package; the result as reported to the office."""
+        model_id = None
+        try:
+            with tempfile.TemporaryDirectory(prefix="roadpatrol-push-") as tmp:
+                manifest_path, model_id, activate = _unpack(payload, Path(tmp))
+                # A retained push is delivered again on every connect: only a package new to
+                # this vehicle is activated, so a local rollback is not undone by a reconnect.
+                fresh = model_id not in self.store.installed_ids()
+                installed = self.store.install(manifest_path, activate=activate and fresh)
+            if installed.activated:
+                self.recorder.reload_model()
+            state = "already installed" if installed.already_installed else "installed"
+            result = {"model_id": model_id, "result": state, "active": installed.activated}
+            log.info("pushed model %s: %s", model_id, state)
+        except (ModelPackageError, OSError) as exc:
+            self.recorder.model_error = f"pushed model {model_id or '?'} refused: {exc}"
+            result = {"model_id": model_id, "result": "refused", "reason": str(exc)}
+            log.error("%s", self.recorder.model_error)
+        result |= {"vehicle_id": self.vehicle_id, "fleet": fleet}
+        self.last_result = result
+        return result
+
+
+def start_for_recorder(recorder: Recorder) -> ModelUpdates | None:
+    """The ``roadpatrol.services`` entry point (``model_updates``)."""
+    cfg = recorder.config.mqtt
+    if not cfg.enabled:
+        return None
+    return ModelUpdates(recorder, cfg).start()

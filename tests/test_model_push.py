@@ -1,0 +1,144 @@
+"""`office push-model` over a real mosquitto to a recorder driving the demo route."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from _model_store_fixtures import SHIPPED_INT8, copy_package, make_keys
+from _mqtt_fixtures import Broker, broker, wait_until
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.cli import main
+from edge.config import AppConfig, ModelConfig, demo_config
+from edge.model_store import ModelStore
+from edge.mqtt_config import MqttConfig
+from edge.recorder import Recorder
+from edge.status import Alert
+from edge.types import Frame
+from sync.model_updates import start_for_recorder
+
+__all__ = ["broker"]  # the fixture, imported for pytest
+
+OLD, NEW = "road-damage-1.0.1", "road-damage-1.0.2"
+SWITCH_AT_FRAME = 60
+
+
+@pytest.fixture
+def setup(tmp_path: Path, broker: Broker) -> tuple[AppConfig, Path, Path]:
+    private, public = make_keys(tmp_path / "keys")
+    _, _ = make_keys(tmp_path / "stranger")
+    base = demo_config(tmp_path / "data", fast=True)
+    config = base.model_copy(
+        update={
+            "model": ModelConfig(trusted_keys=(public,)),
+            "mqtt": MqttConfig(host="127.0.0.1", port=broker.port),
+        }
+    )
+    old = copy_package(SHIPPED_INT8, tmp_path / "old", version="1.0.1", key=private)
+    ModelStore.from_config(config).install(old, activate=True)
+    new = copy_package(SHIPPED_INT8, tmp_path / "new", version="1.0.2", key=private)
+    return config, new, tmp_path / "stranger" / "model-signing.key"
+
+
+class _GatedRecorder(Recorder):
+    def __init__(self, config: AppConfig) -> None:
+        super().__init__(config, lockstep=True)
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def _consider(self, frame: Frame, lossless: bool = False) -> None:
+        if frame.seq == SWITCH_AT_FRAME:
+            self.reached.set()
+            assert self.release.wait(60)
+        super()._consider(frame, lossless)
+
+
+def _push(package: Path, port: int, *target: str) -> int:
+    return main(["office", "push-model", str(package), *target, "--broker", f"127.0.0.1:{port}"])
+
+
+def _retained(port: int, topic: str) -> dict[str, object]:
+    got: list[bytes] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_connect = lambda c, *a: c.subscribe(topic, 1)
+    client.on_message = lambda c, u, m: got.append(bytes(m.payload))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert wait_until(lambda: bool(got), 10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    result: dict[str, object] = json.loads(got[-1])
+    return result
+
+
+def test_push_mid_drive_switches_the_model_and_findings_carry_it(
+    setup: tuple[AppConfig, Path, Path], broker: Broker
+) -> None:
+    config, new, _ = setup
+    recorder = _GatedRecorder(config)
+    service = start_for_recorder(recorder)
+    assert service is not None
+    recorder.start()
+    try:
+        assert recorder.reached.wait(120)
+        assert _push(new, broker.port, "--vehicle", config.vehicle.vehicle_id) == 0
+        assert wait_until(lambda: recorder.status().model.model_id == NEW, 30)
+        recorder.release.set()
+        assert recorder.wait_ended(timeout_s=300)
+        status = recorder.status()
+    finally:
+        recorder.release.set()
+        recorder.stop()
+        service.stop()
+    assert status.model.error is None
+    result = _retained(broker.port, f"roadpatrol/v1/{config.vehicle.vehicle_id}/model/result")
+    assert result["model_id"] == NEW and result["result"] == "installed" and result["active"]
+    with sqlite3.connect(config.vehicle.data_dir / "outbox.sqlite3") as conn:
+        findings = [json.loads(r[0]) for r in conn.execute("SELECT payload FROM findings")]
+    ids = [f["model_id"] for f in sorted(findings, key=lambda f: f["seq"])]
+    assert OLD in ids and NEW in ids
+    switch = ids.index(NEW)
+    assert all(i == OLD for i in ids[:switch]) and all(i == NEW for i in ids[switch:])
+
+
+def test_a_retained_fleet_push_signed_by_a_stranger_is_refused_when_the_vehicle_connects(
+    setup: tuple[AppConfig, Path, Path], broker: Broker, tmp_path: Path
+) -> None:
+    config, _, stranger_key = setup
+    forged = copy_package(SHIPPED_INT8, tmp_path / "forged", version="6.6.6", key=stranger_key)
+    assert _push(forged, broker.port, "--fleet") == 0  # the vehicle is offline now
+
+    recorder = Recorder(config, lockstep=True)
+    service = start_for_recorder(recorder)
+    assert service is not None
+    try:
+        assert service.handled.wait(30)
+        status = recorder.status()
+    finally:
+        service.stop()
+        recorder.stop()
+    assert status.model.model_id == OLD
+    assert status.model.error is not None and "road-damage-6.6.6 refused" in status.model.error
+    assert "unknown key" in status.model.error
+    assert Alert.MODEL_REFUSED in status.alerts
+    assert ModelStore.from_config(config).installed_ids() == [OLD]
+    result = _retained(broker.port, f"roadpatrol/v1/{config.vehicle.vehicle_id}/model/result")
+    assert result["result"] == "refused" and result["fleet"] is True
+    assert "unknown key" in str(result["reason"])
+
+
+def test_push_model_misuse_and_unsigned_package(
+    setup: tuple[AppConfig, Path, Path], broker: Broker, tmp_path: Path
+) -> None:
+    unsigned = copy_package(SHIPPED_INT8, tmp_path / "unsigned", version="1.0.9")
+    assert _push(unsigned, broker.port, "--fleet") == 1
+    assert _push(unsigned, broker.port, "--vehicle", "a/b") == 2
+    with pytest.raises(SystemExit) as exc:
+        _push(unsigned, broker.port)  # neither --vehicle nor --fleet
+    assert exc.value.code == 2
