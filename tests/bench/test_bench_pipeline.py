@@ -116,8 +116,12 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+RSS_MINUTES = float(os.environ.get("ROADPATROL_BENCH_RSS_MINUTES", "3"))
+
+
+@pytest.mark.timeout(int(RSS_MINUTES * 60 + 180))
 def test_recorder_peak_rss_over_a_long_replay(tmp_path: Path) -> None:
-    minutes = float(os.environ.get("ROADPATROL_BENCH_RSS_MINUTES", "3"))
+    minutes = RSS_MINUTES
     demo = REPO / "edge" / "demo"
     cfg = tmp_path / "rss.toml"
     cfg.write_text(
