@@ -35,14 +35,7 @@ def _load(spec: str) -> Registrar:
 
 
 def _registrars() -> list[Registrar]:
-    found = []
-    for spec in EDGE_COMMANDS:
-        try:
-            found.append(_load(spec))
-        except ModuleNotFoundError as exc:
-            # Only tolerate a registrar module that is not written yet, not broken imports inside.
-            if exc.name != spec.partition(":")[0]:
-                raise
+    found = [_load(spec) for spec in EDGE_COMMANDS]
     found.extend(ep.load() for ep in entry_points(group="roadpatrol.commands"))
     return found
 
@@ -58,17 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse, run the chosen subcommand's handler, and turn misuse into exit status 2."""
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
     except UsageError as exc:
-        print(f"roadpatrol {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{parser.prog} {getattr(args, 'command', '')}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return dispatch(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from edge.cli import UsageError
+from edge.cli import dispatch
 from sync import cli as sync_cli
 from sync.office import cli as office_cli
 
@@ -20,15 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sync_cli.register(sub)
     office_cli.register(sub)
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    try:
-        return handler(args)
-    except UsageError as exc:
-        print(f"roadpatrol {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return dispatch(parser, argv)
 
 
 if __name__ == "__main__":

@@ -5,20 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge.cli import UsageError
+from edge.cli import dispatch
 from tui.cli import add_arguments
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tui", description=__doc__)
     add_arguments(parser)
-    args = parser.parse_args()
-    try:
-        code: int = args.handler(args)
-    except UsageError as exc:
-        print(f"python -m tui: error: {exc}", file=sys.stderr)
-        return 2
-    return code
+    return dispatch(parser)
 
 
 if __name__ == "__main__":
