@@ -8,25 +8,23 @@ grading and grading never stalls capture.
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-
-import cv2
 
 from edge.capture.sampler import DistanceSampler
 from edge.capture.thread import CaptureThread
 from edge.config import AppConfig
 from edge.dropqueue import DropOldestQueue
+from edge.findings import FindingWriter
 from edge.gps import GpsThread, history_for, open_fix_source
 from edge.gps.sources import EndOfFixes
 from edge.grader import Grader
 from edge.ids import new_finding_id
-from edge.merge import MergeRules, Sighting, better, covers, same_damage
+from edge.merge import MergeRules
 from edge.model_store.active import ActiveModel
 from edge.outbox import Outbox
 from edge.status import (
@@ -35,23 +33,13 @@ from edge.status import (
     LinkStatus,
     ModelStatus,
     OutboxStatus,
-    RecentFinding,
     Status,
 )
-from edge.types import Damage, Finding, FindingOrigin, Frame, GradedFrame
+from edge.types import Frame, GradedFrame
 
 log = logging.getLogger(__name__)
 
-MANUAL_GRADE = 2  # a crew member thought it worth a stop: the office looks at it like "repair"
-_RECENT = 20
 _OUTBOX_STATS_EVERY_S = 1.0
-
-
-@dataclass
-class _OpenFinding:
-    finding: Finding
-    best: Sighting
-    last: Sighting
 
 
 class Recorder:
@@ -68,20 +56,22 @@ class Recorder:
         self.capture = CaptureThread.from_config(config.camera)
         self.sampler = DistanceSampler(config.sampling)
         self.models = ActiveModel(config)  # the store's active package, or the shipped one
-        self.merge_rules = MergeRules(
-            max_distance_m=config.pipeline.merge_distance_m,
-            min_x_overlap=config.pipeline.merge_min_iou,
+        self.findings = FindingWriter(
+            self.outbox,
+            self.history,
+            vehicle_id=config.vehicle.vehicle_id,
+            boot_id=self.run_id,
+            rules=MergeRules(
+                max_distance_m=config.pipeline.merge_distance_m,
+                min_x_overlap=config.pipeline.merge_min_iou,
+            ),
+            jpeg_quality=config.pipeline.jpeg_quality,
         )
         self._graded_q: DropOldestQueue[GradedFrame] = DropOldestQueue(config.pipeline.queue_size)
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._ended = threading.Event()
-        self._lock = threading.Lock()  # findings, counters, seq
-        self._seq = 0
-        self._open: _OpenFinding | None = None
         self._last_frame: Frame | None = None
-        self._by_grade = dict.fromkeys("0123", 0)
-        self._recent: collections.deque[RecentFinding] = collections.deque(maxlen=_RECENT)
         self._graded = 0
         self._frames = 0
         self._last_infer_ms = 0.0
@@ -158,19 +148,9 @@ class Recorder:
     def mark_manual(self) -> str | None:
         """Store the current frame and position as a finding marked by the crew."""
         frame = self._last_frame
-        mono_ns = frame.mono_ns if frame else time.monotonic_ns()
         model_id = self.grader.model_id if self.grader else ""
-        with self._lock:
-            finding = self._new_finding(
-                frame, mono_ns, MANUAL_GRADE, (), model_id, FindingOrigin.MANUAL
-            )
-            try:
-                self.outbox.add(finding, self._jpeg(frame) if frame else None)
-            except Exception:
-                log.exception("manual mark could not be stored")
-                return None
-            self._count(finding)
-        return finding.id
+        mono_ns = frame.mono_ns if frame else time.monotonic_ns()
+        return self.findings.mark_manual(frame, mono_ns, model_id)
 
     # ---- grading ----
 
@@ -268,97 +248,7 @@ class Recorder:
                 log.exception("could not record frame %d", graded.frame.seq)
 
     def record(self, graded: GradedFrame) -> None:
-        self.outbox.count_frame(graded.grade)
-        if graded.grade == 0:
-            with self._lock:
-                self._by_grade["0"] += 1
-            return
-        frame = graded.frame
-        odometer = self.history.odometer_m_at(frame.mono_ns) if self.history.latest() else None
-        sighting = Sighting(graded.damages, frame.mono_ns, odometer)
-        with self._lock:
-            current = self._open
-            if (
-                current is not None
-                and same_damage(current.last, sighting, self.merge_rules)
-                and covers(current.best, sighting)
-            ):
-                self._merge(current, graded, sighting)
-                return
-            finding = self._new_finding(
-                frame, frame.mono_ns, graded.grade, graded.damages, graded.model_id
-            )
-            self.outbox.add(finding, self._jpeg(frame))
-            self._open = _OpenFinding(finding, sighting, sighting)
-            self._count(finding)
-
-    def _merge(self, current: _OpenFinding, graded: GradedFrame, sighting: Sighting) -> None:
-        sightings = current.finding.sightings + 1
-        if better(sighting, current.best):
-            finding = replace(
-                current.finding,
-                captured_at_utc=graded.frame.captured_at_utc,
-                position=self.history.position_at(graded.frame.mono_ns),
-                grade=graded.grade,
-                damages=graded.damages,
-                model_id=graded.model_id,
-                sightings=sightings,
-                distance_m=sighting.odometer_m,
-            )
-            self.outbox.replace_unsent(finding, self._jpeg(graded.frame))
-            current.best = sighting
-        else:
-            finding = replace(current.finding, sightings=sightings)
-            self.outbox.replace_unsent(finding, None)
-        current.finding, current.last = finding, sighting
-
-    def _new_finding(
-        self,
-        frame: Frame | None,
-        mono_ns: int,
-        grade: int,
-        damages: tuple[Damage, ...],
-        model_id: str,
-        origin: FindingOrigin = FindingOrigin.MODEL,
-    ) -> Finding:
-        self._seq += 1
-        has_fix = self.history.latest() is not None
-        return Finding(
-            id=new_finding_id(),
-            vehicle_id=self.config.vehicle.vehicle_id,
-            boot_id=self.run_id,
-            seq=self._seq,
-            captured_at_utc=frame.captured_at_utc if frame else datetime.now(UTC),
-            position=self.history.position_at(mono_ns),
-            grade=grade,
-            damages=damages,
-            model_id=model_id,
-            origin=origin,
-            distance_m=self.history.odometer_m_at(mono_ns) if has_fix else None,
-        )
-
-    def _jpeg(self, frame: Frame) -> bytes:
-        ok, data = cv2.imencode(
-            ".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, self.config.pipeline.jpeg_quality]
-        )
-        if not ok:
-            raise ValueError(f"frame {frame.seq}: JPEG encoding failed")
-        return data.tobytes()
-
-    def _count(self, finding: Finding) -> None:
-        # Manual marks get their own counter: the crew's marks are not the model's grades.
-        key = "manual" if finding.origin == FindingOrigin.MANUAL else str(finding.grade)
-        self._by_grade[key] = self._by_grade.get(key, 0) + 1
-        self._recent.appendleft(
-            RecentFinding(
-                id=finding.id,
-                captured_at_utc=finding.captured_at_utc.isoformat().replace("+00:00", "Z"),
-                grade=finding.grade,
-                type_codes=tuple(sorted({d.type_code for d in finding.damages})),
-                origin=str(finding.origin),
-                distance_m=finding.distance_m,
-            )
-        )
+        self.findings.record(graded)
 
     # ---- status ----
 
@@ -427,9 +317,7 @@ class Recorder:
             alerts.append(Alert.DISK_LOW)
         if self.model_error:
             alerts.append(Alert.MODEL_REFUSED)
-        with self._lock:
-            by_grade = dict(self._by_grade)
-            recent = tuple(self._recent)
+        by_grade, recent = self.findings.counts()
         return Status(
             recording=not self._stop.is_set() and not self._ended.is_set(),
             vehicle_id=self.config.vehicle.vehicle_id,

@@ -10,7 +10,8 @@ import piexif
 import pytest
 
 from edge.config import ModelConfig, demo_config
-from edge.recorder import MANUAL_GRADE, Recorder
+from edge.findings import MANUAL_GRADE
+from edge.recorder import Recorder
 from edge.serialize import finding_from_dict
 from edge.status import Alert
 from edge.types import FindingOrigin
