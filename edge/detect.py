@@ -80,7 +80,9 @@ def select(
         box_th, image_th = (
             thresholds[spec.code] if thresholds else (spec.threshold, spec.image_threshold)
         )
-        of_type = [d for d in found if d.type_code == spec.code]
+        of_type = suppress_overlaps(
+            [d for d in found if d.type_code == spec.code], manifest.output.box_nms_iou
+        )
         chosen = [d for d in of_type if d.score >= box_th]
         if image_probs is not None and image_th is not None:
             if image_probs[index] < image_th:
@@ -90,6 +92,25 @@ def select(
         kept.extend(chosen)
     kept.sort(key=lambda d: -d.score)
     return apply_grade_rules(kept[: manifest.output.max_detections], manifest)
+
+
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def suppress_overlaps(damages: list[Damage], max_iou: float | None) -> list[Damage]:
+    """Greedy non-maximum suppression over damages sorted strongest first."""
+    if max_iou is None:
+        return damages
+    kept: list[Damage] = []
+    for d in damages:
+        if all(box_iou(k.box_norm, d.box_norm) < max_iou for k in kept):
+            kept.append(d)
+    return kept
 
 
 def decode(

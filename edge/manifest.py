@@ -59,6 +59,13 @@ class OutputSpec(_Strict):
         "threshold, the strongest peak of that type at or above this score is reported.",
     )
     peak_kernel: int = Field(3, ge=1, description="Window of the max filter that picks peaks.")
+    box_nms_iou: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Drop a finding whose box overlaps a stronger one of the same type by at "
+        "least this IoU (a long crack makes several peaks along it). None: no suppression.",
+    )
     max_detections: int = Field(50, gt=0, description="At most this many findings per frame.")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from edge.detect import box_iou as iou
+
 BoxT = tuple[float, float, float, float]
 
 
@@ -56,14 +58,6 @@ class Counts:
             "f1": round(self.f1, 4),
             "support": self.support,
         }
-
-
-def iou(a: BoxT, b: BoxT) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass

@@ -96,3 +96,14 @@ def test_frame_grade_is_the_highest_finding_grade() -> None:
     assert (
         frame_grade([Damage("D00", 0.5, (0, 0, 1, 1), 1), Damage("D40", 0.5, (0, 0, 1, 1), 3)]) == 3
     )
+
+
+def test_overlapping_peaks_of_one_crack_are_suppressed_per_type() -> None:
+    from edge.detect import suppress_overlaps
+
+    strong = Damage("D00", 0.9, (0.40, 0.10, 0.50, 0.60), 1)
+    along = Damage("D00", 0.6, (0.40, 0.20, 0.50, 0.70), 1)  # IoU 0.4/0.6 = 0.67 with strong
+    apart = Damage("D00", 0.5, (0.70, 0.10, 0.80, 0.60), 1)
+    assert suppress_overlaps([strong, along, apart], 0.3) == [strong, apart]
+    assert suppress_overlaps([strong, along, apart], None) == [strong, along, apart]
+    assert suppress_overlaps([strong, along], 0.7) == [strong, along]  # below the limit: kept

@@ -77,7 +77,7 @@ def export_package(
             precision="fp32",
             input_spec=input_spec(size),
             output_spec=OutputSpec(
-                stride=STRIDE, image_output="image_logits" if image_head else None
+                box_nms_iou=0.3, stride=STRIDE, image_output="image_logits" if image_head else None
             ),
             classes=CLASSES,
             training={
