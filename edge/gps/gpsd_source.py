@@ -15,7 +15,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
-from edge.gps.sources import Backoff, Clock, SourceStats
+from edge.gps.sources import Backoff, Clock, SourceStats, read_reconnecting
 from edge.types import Fix, FixMode, FixQuality
 
 _NS = 1_000_000_000
@@ -76,20 +76,19 @@ class GpsdSource:
         return f"gpsd:{self._host}:{self._port}"
 
     def read(self, timeout_s: float) -> Fix | None:
-        deadline = self._clock() + int(timeout_s * _NS)
-        while True:
-            if self._ready:
-                return self._ready.popleft()
-            now = self._clock()
-            if now >= deadline:
-                return None
-            if self._sock is None:
-                if now < self._backoff.not_before_ns:
-                    time.sleep((min(deadline, self._backoff.not_before_ns) - now) / _NS)
-                else:
-                    self._connect(now)
-                continue
-            self._receive(self._sock, (deadline - now) / _NS)
+        def receive(remaining_s: float) -> None:
+            assert self._sock is not None
+            self._receive(self._sock, remaining_s)
+
+        return read_reconnecting(
+            self._ready,
+            self._clock,
+            self._backoff,
+            timeout_s,
+            connected=lambda: self._sock is not None,
+            connect=self._connect,
+            receive=receive,
+        )
 
     def _connect(self, now: int) -> None:
         try:

@@ -90,6 +90,34 @@ def _stats_from(name: str, c: NmeaCounters, **kw: object) -> SourceStats:
     )
 
 
+def read_reconnecting(
+    ready: deque[Fix],
+    clock: Clock,
+    backoff: Backoff,
+    timeout_s: float,
+    *,
+    connected: Callable[[], bool],
+    connect: Callable[[int], None],
+    receive: Callable[[float], None],
+) -> Fix | None:
+    """The read loop of a live source: hand out a ready fix, else (re)connect when the backoff
+    allows, else receive until the deadline. Never raises for a lost device."""
+    deadline = clock() + int(timeout_s * _NS)
+    while True:
+        if ready:
+            return ready.popleft()
+        now = clock()
+        if now >= deadline:
+            return None
+        if not connected():
+            if now < backoff.not_before_ns:
+                time.sleep((min(deadline, backoff.not_before_ns) - now) / _NS)
+            else:
+                connect(now)
+            continue
+        receive((deadline - now) / _NS)
+
+
 class NmeaReplaySource:
     """An NMEA log replayed at the receiver's own pace (``speed`` × real time; 0 = no waiting).
 
@@ -223,20 +251,19 @@ class SerialNmeaSource:
         return f"serial:{self._port_name}@{self._baud}"
 
     def read(self, timeout_s: float) -> Fix | None:
-        deadline = self._clock() + int(timeout_s * _NS)
-        while True:
-            if self._ready:
-                return self._ready.popleft()
-            now = self._clock()
-            if now >= deadline:
-                return None
-            if self._port is None:
-                if now < self._backoff.not_before_ns:
-                    time.sleep((min(deadline, self._backoff.not_before_ns) - now) / _NS)
-                else:
-                    self._open(now)
-                continue
-            self._read_chunk(port=self._port, remaining_s=(deadline - now) / _NS)
+        def receive(remaining_s: float) -> None:
+            assert self._port is not None
+            self._read_chunk(port=self._port, remaining_s=remaining_s)
+
+        return read_reconnecting(
+            self._ready,
+            self._clock,
+            self._backoff,
+            timeout_s,
+            connected=lambda: self._port is not None,
+            connect=self._open,
+            receive=receive,
+        )
 
     def _open(self, now: int) -> None:
         try:
