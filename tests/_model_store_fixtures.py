@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,11 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edge.config import AppConfig
 from edge.manifest import load_manifest, sha256_of
 from edge.model_store import generate_keypair, sign_manifest
+from edge.recorder import Recorder
+from edge.types import Frame
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_INT8 = REPO / "models" / "road-damage-1.0.0.json"
@@ -66,3 +71,26 @@ def nan_model_bytes(model_path: Path, output_name: str = "heat") -> bytes:
     graph.node.append(helper.make_node("Mul", [hidden, "nan_scale"], [output_name]))
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+class GatedRecorder(Recorder):
+    """A lockstep recorder that holds grading before frame ``gate_at`` so a test can switch the
+    model mid-drive; ``reached`` is set there, ``release`` lets it go on."""
+
+    def __init__(self, config: AppConfig, gate_at: int) -> None:
+        super().__init__(config, lockstep=True)
+        self.gate_at = gate_at
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def _consider(self, frame: Frame, lossless: bool = False) -> None:
+        if frame.seq == self.gate_at:
+            self.reached.set()
+            assert self.release.wait(60)
+        super()._consider(frame, lossless)
+
+
+def model_ids_by_seq(data_dir: Path) -> list[str]:
+    """The model id of every stored finding, in the order the recorder made them."""
+    with sqlite3.connect(data_dir / "outbox.sqlite3") as conn:
+        findings = [json.loads(r[0]) for r in conn.execute("SELECT payload FROM findings")]
+    return [f["model_id"] for f in sorted(findings, key=lambda f: f["seq"])]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from _model_store_fixtures import SHIPPED_INT8, copy_package, make_keys
+from _model_store_fixtures import (
+    SHIPPED_INT8,
+    GatedRecorder,
+    copy_package,
+    make_keys,
+    model_ids_by_seq,
+)
 from _mqtt_fixtures import Broker, broker, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -19,7 +23,6 @@ from edge.model_store import ModelStore
 from edge.mqtt_config import MqttConfig
 from edge.recorder import Recorder
 from edge.status import Alert
-from edge.types import Frame
 from sync.model_updates import start_for_recorder
 
 __all__ = ["broker"]  # the fixture, imported for pytest
@@ -43,18 +46,6 @@ def setup(tmp_path: Path, broker: Broker) -> tuple[AppConfig, Path, Path]:
     ModelStore.from_config(config).install(old, activate=True)
     new = copy_package(SHIPPED_INT8, tmp_path / "new", version="1.0.2", key=private)
     return config, new, tmp_path / "stranger" / "model-signing.key"
-
-
-class _GatedRecorder(Recorder):
-    def __init__(self, config: AppConfig) -> None:
-        super().__init__(config, lockstep=True)
-        self.reached, self.release = threading.Event(), threading.Event()
-
-    def _consider(self, frame: Frame, lossless: bool = False) -> None:
-        if frame.seq == SWITCH_AT_FRAME:
-            self.reached.set()
-            assert self.release.wait(60)
-        super()._consider(frame, lossless)
 
 
 def _push(package: Path, port: int, *target: str) -> int:
@@ -81,7 +72,7 @@ def test_push_mid_drive_switches_the_model_and_findings_carry_it(
     setup: tuple[AppConfig, Path, Path], broker: Broker
 ) -> None:
     config, new, _ = setup
-    recorder = _GatedRecorder(config)
+    recorder = GatedRecorder(config, SWITCH_AT_FRAME)
     service = start_for_recorder(recorder)
     assert service is not None
     recorder.start()
@@ -99,9 +90,7 @@ def test_push_mid_drive_switches_the_model_and_findings_carry_it(
     assert status.model.error is None
     result = _retained(broker.port, f"roadpatrol/v1/{config.vehicle.vehicle_id}/model/result")
     assert result["model_id"] == NEW and result["result"] == "installed" and result["active"]
-    with sqlite3.connect(config.vehicle.data_dir / "outbox.sqlite3") as conn:
-        findings = [json.loads(r[0]) for r in conn.execute("SELECT payload FROM findings")]
-    ids = [f["model_id"] for f in sorted(findings, key=lambda f: f["seq"])]
+    ids = model_ids_by_seq(config.vehicle.data_dir)
     assert OLD in ids and NEW in ids
     switch = ids.index(NEW)
     assert all(i == OLD for i in ids[:switch]) and all(i == NEW for i in ids[switch:])

@@ -4,20 +4,23 @@ two frames, and keeps its model when a newly activated one fails to load."""
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from _model_store_fixtures import SHIPPED_INT8, copy_package, make_keys
+from _model_store_fixtures import (
+    SHIPPED_INT8,
+    GatedRecorder,
+    copy_package,
+    make_keys,
+    model_ids_by_seq,
+)
 
 from edge.config import AppConfig, ModelConfig, demo_config
 from edge.manifest import load_manifest
 from edge.model_store import ModelStore
 from edge.recorder import Recorder
 from edge.status import Alert
-from edge.types import Frame
 
 OLD, NEW = "road-damage-1.0.1", "road-damage-1.0.2"
 SWITCH_AT_FRAME = 60
@@ -35,31 +38,11 @@ def setup(tmp_path: Path) -> tuple[AppConfig, ModelStore, Path]:
     return config, store, private
 
 
-class _GatedRecorder(Recorder):
-    """Holds the grading thread before one frame so the test can act mid-drive."""
-
-    def __init__(self, config: AppConfig) -> None:
-        super().__init__(config, lockstep=True)
-        self.reached, self.release = threading.Event(), threading.Event()
-
-    def _consider(self, frame: Frame, lossless: bool = False) -> None:
-        if frame.seq == SWITCH_AT_FRAME:
-            self.reached.set()
-            assert self.release.wait(60)
-        super()._consider(frame, lossless)
-
-
-def _model_ids_by_seq(data_dir: Path) -> list[str]:
-    with sqlite3.connect(data_dir / "outbox.sqlite3") as conn:
-        findings = [json.loads(r[0]) for r in conn.execute("SELECT payload FROM findings")]
-    return [f["model_id"] for f in sorted(findings, key=lambda f: f["seq"])]
-
-
 def test_activate_mid_drive_switches_between_frames_and_findings_name_their_model(
     setup: tuple[AppConfig, ModelStore, Path],
 ) -> None:
     config, store, _ = setup
-    recorder = _GatedRecorder(config)
+    recorder = GatedRecorder(config, SWITCH_AT_FRAME)
     assert recorder.status().model.model_id == OLD  # the store's active one, not the shipped
     recorder.start()
     try:
@@ -79,7 +62,7 @@ def test_activate_mid_drive_switches_between_frames_and_findings_name_their_mode
         recorder.stop()
     assert status.model.error is None and Alert.MODEL_REFUSED not in status.alerts
     assert recorder.dropped_graded == 0
-    ids = _model_ids_by_seq(config.vehicle.data_dir)
+    ids = model_ids_by_seq(config.vehicle.data_dir)
     assert OLD in ids and NEW in ids
     switch = ids.index(NEW)
     # Findings opened before the switch carry the old id unless a later, better sighting
