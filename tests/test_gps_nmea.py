@@ -124,6 +124,16 @@ def test_serial_stream_treats_comment_lines_as_bad() -> None:
     assert decoder.counters().bad_sentences == 1
 
 
+def test_noise_starting_with_hash_does_not_swallow_the_sentence_behind_it() -> None:
+    glued = b"#\x00\x00" + format_sentence(RMC).encode()
+    comment = b"# Notes: $GLGSV for GLONASS sats\r\n"
+    for comments in (True, False):
+        fixes, decoder = decode_all(comment + glued, comments=comments)
+        assert [f.time_utc for f in fixes] == [datetime(2024, 5, 14, 1, 0, tzinfo=UTC)]
+        counters = decoder.counters()
+        assert counters.bad_sentences == (1 if comments else 2)  # the noise (+ the comment)
+
+
 def test_old_dates_are_rollover_victims_unless_the_log_declares_them() -> None:
     old = format_sentence("GPRMC,120000.00,A,3536.43800,N,14006.37800,E,0.0,,180315,,,A").encode()
     rolled, _ = decode_all(old)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from _gps_fixtures import DEMO_TRACK, Pty, epoch_bursts, pty, wait_until
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edge.gps.epoch import NmeaStreamDecoder
@@ -73,6 +73,7 @@ GOOD = epoch_bursts()[:6]
         max_size=len(GOOD),
     )
 )
+@example(garbage=[b"#", b"\x00", b"\x00", b"\x00", b"\x00", b"\x00"])  # once lost a fix
 def test_garbage_on_the_line_is_counted_never_fatal(garbage: list[bytes]) -> None:
     # Garbage goes between sentences (after a line end), as line noise does.
     stream = b"".join(chunk + burst for burst, chunk in zip(GOOD, garbage, strict=True))

@@ -118,11 +118,30 @@ class LineSplitter:
         if not raw.strip():
             return []
         if raw.lstrip().startswith(b"#"):
-            return [_to_text(raw.strip())]
+            glued = _sentence_after_noise(raw)
+            if glued is None:
+                return [_to_text(raw.strip())]
+            # Line noise that happens to start with '#' swallowed no comment: the sentence
+            # behind it is whole (its checksum holds), so keep it and count the noise.
+            self.garbage_fragments += 1
+            return [glued]
         head, *sentences = raw.split(b"$")
         if head.strip():
             self.garbage_fragments += 1
         return [_to_text(b"$" + s.rstrip()) for s in sentences]
+
+
+def _sentence_after_noise(raw: bytes) -> str | None:
+    """The checksum-valid sentence at the end of a ``#`` line, if there is one."""
+    dollar = raw.rfind(b"$")
+    if dollar <= 0:
+        return None
+    tail = _to_text(raw[dollar:].rstrip())
+    try:
+        parse_sentence(tail)
+    except SentenceError:
+        return None  # a comment that mentions '$GLGSV' stays a comment
+    return tail
 
 
 def _to_text(raw: bytes) -> str:
