@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -109,6 +110,13 @@ class ModelManifest(_Strict):
     default_for_vehicles: bool = Field(
         False, description="True when this package is the one vehicles run by default."
     )
+    activate_on_arrival: bool = Field(
+        False,
+        description="A vehicle that receives this package from `office push-model` makes it "
+        "active at once. Part of the signed manifest, so only the signer decides; the push "
+        "can hold activation back but never force it. False: installed only, activated later "
+        "with `roadpatrol model activate`.",
+    )
     input: InputSpec
     output: OutputSpec
     classes: tuple[ClassSpec, ...]
@@ -188,3 +196,26 @@ def verify_file(manifest: ModelManifest, manifest_path: Path) -> Path:
             f"{model_path}: sha256 {actual} does not match the manifest's {manifest.sha256}"
         )
     return model_path
+
+
+def set_activate_on_arrival(path: Path, activate: bool) -> bool:
+    """Rewrite the manifest with ``activate_on_arrival`` set; False when it already said so.
+
+    Only that key changes (the others keep their order and values). The new text is written to
+    a temporary file, fsynced and renamed over the manifest, so a crash leaves either manifest
+    whole. Any signature made before is void afterwards: sign again.
+    """
+    path = manifest_path_for(path)
+    load_manifest(path)  # refuse to touch a manifest that is broken already
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if raw.get("activate_on_arrival") is activate:
+        return False
+    raw["activate_on_arrival"] = activate
+    text = json.dumps(raw, ensure_ascii=False, indent=2) + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return True

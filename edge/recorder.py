@@ -32,6 +32,7 @@ from edge.status import (
     GpsStatus,
     LinkStatus,
     ModelStatus,
+    ModelUpdateResult,
     OutboxStatus,
     Status,
 )
@@ -76,6 +77,7 @@ class Recorder:
         self._frames = 0
         self._last_infer_ms = 0.0
         self._outbox_status = OutboxStatus()
+        self._model_update = ModelStatus()  # only its last_update_* fields are used
         self._link_provider: LinkProvider | None = None
         self._threads: list[threading.Thread] = []
         self._replay_base_ns = time.monotonic_ns()
@@ -100,6 +102,23 @@ class Recorder:
     def reload_model(self) -> bool:
         """Switch to the store's active package now if it changed (see ActiveModel)."""
         return self.models.reload()
+
+    def note_model_update(
+        self,
+        model_id: str | None,
+        result: ModelUpdateResult,
+        reason: str | None = None,
+        *,
+        activated: bool = False,
+    ) -> None:
+        """What became of a package pushed from the office, for the model status."""
+        self._model_update = ModelStatus(
+            last_update_model_id=model_id,
+            last_update_result=result,
+            last_update_reason=reason,
+            last_update_activated=activated,
+            last_update_at_utc=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        )
 
     # ---- life cycle ----
 
@@ -295,7 +314,8 @@ class Recorder:
         if self.lockstep:
             camera = replace(camera, connected=not self._ended.is_set(), frames=self._frames)
         gps: GpsStatus = self._replay_gps_status() if self.lockstep else self.gps.status()
-        model = ModelStatus(
+        model = replace(
+            self._model_update,
             model_id=self.grader.model_id if self.grader else "",
             name=self.grader.manifest.name if self.grader else "",
             version=self.grader.manifest.version if self.grader else "",

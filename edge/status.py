@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# What became of the last package pushed from the office (sync.model_updates).
+ModelUpdateResult = Literal["installed", "already installed", "refused"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,13 @@ class ModelStatus:
     graded: int = 0
     paused: bool = False
     error: str | None = None  # e.g. a model refused at start
+    # The last package pushed from the office; all None until one arrives. A refusal here
+    # does not touch ``error``: the model in use keeps grading.
+    last_update_model_id: str | None = None
+    last_update_result: ModelUpdateResult | None = None
+    last_update_reason: str | None = None  # why it was refused
+    last_update_activated: bool = False  # installed and made active by the push
+    last_update_at_utc: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,8 @@
 """`roadpatrol model list|install|activate|rollback|keygen|sign`: models on a vehicle.
 
+`sign --activate-on-arrival` writes the decision into the manifest before signing it, so a
+pushed package is activated only when its signer said so.
+
 Exit 0 on success, 1 when a package is refused or the store cannot change (nothing changed),
 2 for misuse of the command line.
 """
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from edge.cli import UsageError
 from edge.config import ConfigError, load_config
-from edge.manifest import ModelPackageError
+from edge.manifest import ModelPackageError, load_manifest
 from edge.model_store import ModelStore, generate_keypair, sign_manifest
 
 
@@ -95,9 +98,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_sign(args: argparse.Namespace) -> int:
     try:
-        print(sign_manifest(args.package, args.key))
-    except ModelPackageError as exc:
+        sig_path = sign_manifest(
+            args.package, args.key, activate_on_arrival=args.activate_on_arrival
+        )
+        on_arrival = load_manifest(args.package).activate_on_arrival
+    except (ModelPackageError, OSError) as exc:
         return _refused(exc)
+    print(sig_path)  # alone on stdout, for scripts
+    print(f"activate_on_arrival: {str(on_arrival).lower()}", file=sys.stderr)
     return 0
 
 
@@ -140,4 +148,12 @@ def add_commands(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = msub.add_parser("sign", help="sign a package's manifest (writes PKG's .sig)")
     p.add_argument("package", type=Path, help="package .json or .onnx")
     p.add_argument("--key", type=Path, required=True, help="private key file (PEM)")
+    p.add_argument(
+        "--activate-on-arrival",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the manifest's activate_on_arrival before signing: whether a vehicle "
+        "activates the package when `office push-model` delivers it (default: keep the "
+        "manifest's value; a manifest without it says false)",
+    )
     p.set_defaults(handler=cmd_sign)

@@ -2,8 +2,11 @@
 
 A ``roadpatrol.services`` entry point with its own MQTT client (the publisher's session and
 its in-flight window stay untouched). The package is checked exactly as `roadpatrol model
-install` checks it; a refused package changes nothing and its reason goes to the recorder's
-model status and to the retained ``<prefix>/<vehicle-id>/model/result`` topic.
+install` checks it. Whether it becomes active is the signed manifest's ``activate_on_arrival``;
+the message's unsigned ``activate`` flag can only hold that back (`push-model --no-activate`).
+A refused package changes nothing (recording and the model in use go on) and its reason goes
+to the recorder's model status (so to the vehicle's retained status message) and to the
+retained ``<prefix>/<vehicle-id>/model/result`` topic.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import paho.mqtt.client as mqtt
 from edge.manifest import ModelPackageError
 from edge.model_store import ModelStore
 from edge.mqtt_config import MqttConfig
+from edge.status import ModelUpdateResult
 from sync.mqtt_client import make_client
 from sync.office.push import FLEET, PUSH_SCHEMA, PUSH_SCHEMA_VERSION, model_topic
 
@@ -32,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def _unpack(payload: bytes, into: Path) -> tuple[Path, str, bool]:
-    """Write a pushed package into ``into``; (manifest path, model id, activate)."""
+    """Write a pushed package into ``into``; (manifest path, model id, activation allowed)."""
     try:
         message: dict[str, Any] = json.loads(payload)
         if message.get("schema") != PUSH_SCHEMA or message.get("schema_version") != (
@@ -106,20 +110,30 @@ class ModelUpdates:
         model_id = None
         try:
             with tempfile.TemporaryDirectory(prefix="roadpatrol-push-") as tmp:
-                manifest_path, model_id, activate = _unpack(payload, Path(tmp))
+                manifest_path, model_id, allowed = _unpack(payload, Path(tmp))
                 # A retained push is delivered again on every connect: only a package new to
                 # this vehicle is activated, so a local rollback is not undone by a reconnect.
                 fresh = model_id not in self.store.installed_ids()
-                installed = self.store.install(manifest_path, activate=activate and fresh)
+                installed = self.store.install(
+                    manifest_path, activate=allowed and fresh, only_if_manifest_says=True
+                )
             if installed.activated:
                 self.recorder.reload_model()
-            state = "already installed" if installed.already_installed else "installed"
-            result = {"model_id": model_id, "result": state, "active": installed.activated}
-            log.info("pushed model %s: %s", model_id, state)
+            state: ModelUpdateResult = (
+                "already installed" if installed.already_installed else "installed"
+            )
+            self.recorder.note_model_update(model_id, state, activated=installed.activated)
+            result = {
+                "model_id": model_id,
+                "result": state,
+                "active": installed.activated,
+                "activate_on_arrival": installed.activate_on_arrival,
+            }
+            log.info("pushed model %s: %s, active: %s", model_id, state, installed.activated)
         except (ModelPackageError, OSError) as exc:
-            self.recorder.model_error = f"pushed model {model_id or '?'} refused: {exc}"
+            self.recorder.note_model_update(model_id, "refused", str(exc))
             result = {"model_id": model_id, "result": "refused", "reason": str(exc)}
-            log.error("%s", self.recorder.model_error)
+            log.error("pushed model %s refused: %s", model_id or "?", exc)
         result |= {"vehicle_id": self.vehicle_id, "fleet": fleet}
         self.last_result = result
         return result

@@ -24,8 +24,9 @@ from edge.status import Status
 
 FINDING = ("roadpatrol.finding", 1)
 TRACK = ("roadpatrol.track", 1)
-STATUS = ("roadpatrol.status", 1)
+STATUS = ("roadpatrol.status", 2)  # v2: last_model_update
 IMAGE_SCHEMA_TAG = "roadpatrol.image/1"
+MAX_REASON_CHARS = 1000  # a refusal's reason in the status message (the schema's maxLength)
 SCHEMA_KINDS = ("finding", "image", "track", "status")
 
 # A topic level we build from data: never a wildcard, separator, or '.'/'..' path component.
@@ -153,8 +154,27 @@ def status_payload(
             "queue_depth": queue_depth,
             "last_fix": last_fix,
             "alerts": list(snapshot.alerts) if snapshot else [],
+            "last_model_update": _last_model_update(snapshot),
         }
     )
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _last_model_update(snapshot: Status | None) -> dict[str, Any] | None:
+    """The last package pushed from the office and what became of it; None before any."""
+    if snapshot is None or snapshot.model.last_update_result is None:
+        return None
+    model = snapshot.model
+    return {
+        "model_id": model.last_update_model_id,
+        "result": model.last_update_result,
+        "reason": _cut(model.last_update_reason, MAX_REASON_CHARS),
+        "activated": model.last_update_activated,
+        "at_utc": model.last_update_at_utc,
+    }
 
 
 @cache

@@ -44,7 +44,9 @@ def setup(tmp_path: Path, broker: Broker) -> tuple[AppConfig, Path, Path]:
     )
     old = copy_package(SHIPPED_INT8, tmp_path / "old", version="1.0.1", key=private)
     ModelStore.from_config(config).install(old, activate=True)
-    new = copy_package(SHIPPED_INT8, tmp_path / "new", version="1.0.2", key=private)
+    new = copy_package(
+        SHIPPED_INT8, tmp_path / "new", version="1.0.2", key=private, activate_on_arrival=True
+    )
     return config, new, tmp_path / "stranger" / "model-signing.key"
 
 
@@ -113,9 +115,11 @@ def test_a_retained_fleet_push_signed_by_a_stranger_is_refused_when_the_vehicle_
         service.stop()
         recorder.stop()
     assert status.model.model_id == OLD
-    assert status.model.error is not None and "road-damage-6.6.6 refused" in status.model.error
-    assert "unknown key" in status.model.error
-    assert Alert.MODEL_REFUSED in status.alerts
+    assert status.model.last_update_model_id == "road-damage-6.6.6"
+    assert status.model.last_update_result == "refused"
+    assert "unknown key" in (status.model.last_update_reason or "")
+    # The model in use still grades: no alarm telling the driver to grade by hand.
+    assert status.model.error is None and Alert.MODEL_REFUSED not in status.alerts
     assert ModelStore.from_config(config).installed_ids() == [OLD]
     result = _retained(broker.port, f"roadpatrol/v1/{config.vehicle.vehicle_id}/model/result")
     assert result["result"] == "refused" and result["fleet"] is True

@@ -138,6 +138,7 @@ class HealthGrid(StatusView):
         left = [*self._gps(), (m("label.camera"), self._camera())]
         right = [
             (m("label.model"), self._model()),
+            *self._model_update(),
             (m("label.outbox"), self._outbox()),
             (m("label.link"), self._link()),
             (m("label.disk"), self._disk()),
@@ -206,6 +207,27 @@ class HealthGrid(StatusView):
         if self.wide:
             text.append(_SEP + m("model.graded", n=model.graded), style=_DIM)
         return text
+
+    def _model_update(self) -> list[tuple[str, Text]]:
+        """One line under the model once a package was pushed from the office; none before.
+
+        The verdict comes first: on a narrow screen the end of the line is cut off."""
+        m, model = self.msgs, self.status.model
+        if model.last_update_result is None:
+            return []
+        model_id = model.last_update_model_id or "?"
+        if model.last_update_result == "refused":
+            reason = model.last_update_reason or ""
+            text = Text(m("model.update.refused", id=model_id, reason=reason), style=_WARN)
+        elif model.last_update_result == "already installed":
+            text = Text(m("model.update.already", id=model_id))
+        elif model.last_update_activated:
+            text = Text(m("model.update.activated", id=model_id))
+        else:
+            text = Text(m("model.update.installed", id=model_id))
+        if self.wide and model.last_update_at_utc:
+            text.append(_SEP + fmt.local_time(model.last_update_at_utc, False), style=_DIM)
+        return [("", text)]
 
     def _outbox(self) -> Text:
         m, box = self.msgs, self.status.outbox

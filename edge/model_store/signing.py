@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from edge.manifest import ModelPackageError, manifest_path_for
+from edge.manifest import ModelPackageError, manifest_path_for, set_activate_on_arrival
 
 PRIVATE_KEY_NAME = "model-signing.key"
 PUBLIC_KEY_NAME = "model-signing.pub"
@@ -70,14 +70,24 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def sign_manifest(package: Path, key_file: Path) -> Path:
-    """Sign the package's manifest bytes with ``key_file``; returns the written .sig path."""
+def sign_manifest(
+    package: Path, key_file: Path, *, activate_on_arrival: bool | None = None
+) -> Path:
+    """Sign the package's manifest bytes with ``key_file``; returns the written .sig path.
+
+    ``activate_on_arrival`` (when not None) is written into the manifest first, so the signed
+    bytes carry the decision. The key is loaded before anything changes: a wrong key file
+    leaves the manifest as it was.
+    """
     manifest_path = manifest_path_for(package)
+    key = load_private_key(key_file)
+    if activate_on_arrival is not None:
+        set_activate_on_arrival(manifest_path, activate_on_arrival)
     try:
         data = manifest_path.read_bytes()
     except FileNotFoundError as exc:
         raise ModelPackageError(f"{manifest_path}: manifest not found") from exc
-    signature = load_private_key(key_file).sign(data)
+    signature = key.sign(data)
     sig_path = signature_path_for(manifest_path)
     tmp = sig_path.with_name(sig_path.name + ".tmp")
     tmp.write_bytes(signature)

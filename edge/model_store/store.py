@@ -55,6 +55,7 @@ class InstallResult:
     model_id: str
     already_installed: bool
     activated: bool
+    activate_on_arrival: bool  # what the package's signed manifest asks for
 
 
 def _fsync_path(path: Path, directory: bool = False) -> None:
@@ -166,8 +167,14 @@ class ModelStore:
             shutil.rmtree(path, ignore_errors=True)
         self.root.joinpath(f".{POINTER_NAME}.tmp").unlink(missing_ok=True)
 
-    def install(self, package: Path, *, activate: bool = False) -> InstallResult:
-        """Verify ``package`` completely, copy it in, and optionally make it active."""
+    def install(
+        self, package: Path, *, activate: bool = False, only_if_manifest_says: bool = False
+    ) -> InstallResult:
+        """Verify ``package`` completely, copy it in, and optionally make it active.
+
+        ``only_if_manifest_says``: for a pushed package, whose signed manifest decides: it is
+        activated only when ``activate`` and its ``activate_on_arrival`` are both true.
+        """
         source_manifest_path = manifest_path_for(package)
         manifest = verify_package(source_manifest_path, self.trusted_keys)
         if Path(manifest.file).name != manifest.file:
@@ -175,6 +182,8 @@ class ModelStore:
                 f"{source_manifest_path}: file {manifest.file!r} must be a plain file name"
             )
         model_id = manifest.model_id
+        if only_if_manifest_says:
+            activate = activate and manifest.activate_on_arrival
         with self._locked():
             target = self.packages_dir / model_id
             already = target.exists()
@@ -189,7 +198,12 @@ class ModelStore:
                 self._copy_in(source_manifest_path, manifest, target)
             if activate:
                 self._write_pointer(model_id)
-        return InstallResult(model_id, already_installed=already, activated=activate)
+        return InstallResult(
+            model_id,
+            already_installed=already,
+            activated=activate,
+            activate_on_arrival=manifest.activate_on_arrival,
+        )
 
     def _copy_in(self, source: Path, manifest: ModelManifest, target: Path) -> None:
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.root))

@@ -40,6 +40,9 @@ def model_topic(prefix: str, vehicle_id: str | None) -> str:
 def push_payload(package: Path, *, activate: bool) -> bytes:
     """The package's manifest (byte for byte), signature and model file, as JSON.
 
+    ``activate`` False holds activation back; True leaves the decision to the signed
+    manifest's ``activate_on_arrival`` (the message is unsigned, so it cannot force one).
+
     Raises ModelPackageError when the package is unsigned or its file does not match.
     """
     manifest_path = manifest_path_for(package)
@@ -89,7 +92,8 @@ def add_push_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     push.add_argument(
         "--no-activate",
         action="store_true",
-        help="install only; activate later with `roadpatrol model activate`",
+        help="install only, even if the signed manifest says activate_on_arrival; "
+        "activate later with `roadpatrol model activate`",
     )
     push.add_argument("--timeout-s", type=float, default=30.0)
     add_connection_options(push, broker_required=True)
@@ -103,9 +107,15 @@ def _push(args: argparse.Namespace) -> int:
     topic = model_topic(cfg.topic_prefix, None if args.fleet else args.vehicle)
     try:
         payload = push_payload(args.package, activate=not args.no_activate)
+        on_arrival = load_manifest(args.package).activate_on_arrival
         publish_retained(cfg, topic, payload, args.timeout_s)
     except (ModelPackageError, OSError, TimeoutError) as exc:
         print(f"roadpatrol office push-model: {exc}", file=sys.stderr)
         return 1
-    print(f"{topic}: {len(payload)} bytes, retained")
+    if args.no_activate or not on_arrival:
+        why = "--no-activate" if args.no_activate else "manifest: activate_on_arrival false"
+        then = f"install only ({why})"
+    else:
+        then = "install and activate"
+    print(f"{topic}: {len(payload)} bytes, retained; vehicles will {then}")
     return 0
