@@ -67,6 +67,7 @@ class OutboxStatus:
     stored: int = 0
     disk_free_bytes: int | None = None
     disk_low: bool = False
+    pruned: int = 0  # findings deleted after the office acknowledged them (keep_sent_days)
 
 
 @dataclass(frozen=True, slots=True)

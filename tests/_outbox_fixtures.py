@@ -84,3 +84,19 @@ def rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+DAY_S = 86_400.0
+
+
+class ManualClock:
+    """A clock the test moves by hand (wall seconds or monotonic), instead of sleeping."""
+
+    def __init__(self, start: float = 1_750_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = outbox.add_subparsers(dest="outbox_action", metavar="ACTION", required=True)
     status = actions.add_parser(
         "status",
-        help="Pending findings and bytes, oldest age, evictions.",
+        help="Pending findings and bytes, oldest age, evictions, pruned records.",
         description="Report what the outbox holds that the office has not acknowledged yet.",
     )
     status.add_argument(
@@ -83,6 +83,8 @@ def _text(r: dict[str, Any]) -> str:
         f"  stored findings   {r['stored']}",
         f"  images on disk    {r['images_on_disk']} ({_mib(r['image_bytes_on_disk'])})",
         f"  evicted images    {r['evictions']} ({_mib(r['evicted_bytes'])})",
+        f"  pruned after sent {r['pruned_findings']} findings, {r['pruned_images']} images"
+        f" ({_mib(r['pruned_image_bytes'])}), {r['pruned_track_points']} track points",
         f"  graded frames     {frames}",
         f"  disk free         {_mib(r['disk_free_bytes'])}",
     ]

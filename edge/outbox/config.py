@@ -1,10 +1,12 @@
-"""Config section ``[outbox]``: how much disk the finding images may use."""
+"""Config section ``[outbox]``: how much disk the finding images may use, and how long
+records the office already has are kept."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
 _MB = 1024 * 1024
+_DAY_S = 86_400.0
 
 
 class OutboxConfig(BaseModel):
@@ -28,6 +30,21 @@ class OutboxConfig(BaseModel):
             "same order as over the cap, and the status reports the disk as low."
         ),
     )
+
+    keep_sent_days: float = Field(
+        default=7.0,
+        ge=0,
+        description=(
+            "Days to keep findings, their images and track points after the office has "
+            "acknowledged them (the crew can still look at them); older ones are deleted a few "
+            "hundred at a time. 0 deletes them at the next pass. Unsent records are never "
+            "deleted, nor a sent finding whose image has not been sent yet."
+        ),
+    )
+
+    @property
+    def keep_sent_s(self) -> float:
+        return self.keep_sent_days * _DAY_S
 
     @property
     def image_cap_bytes(self) -> int:

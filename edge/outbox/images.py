@@ -123,3 +123,21 @@ def write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)  # a disk-full leftover would only take more room
         raise
     fsync_dir(path.parent)
+
+
+def store_image(images_dir: Path, finding: Finding, jpeg: bytes) -> tuple[str | None, int]:
+    """Write a finding's image as ``<id>.jpg``; returns its name and size, or (None, 0) on a
+    disk error: the caller keeps the record without it (records matter most)."""
+    data = with_exif(jpeg, finding)
+    name = f"{finding.id}.jpg"
+    try:
+        write_atomic(images_dir / name, data)
+    except OSError as exc:
+        log.error(
+            "finding %s: cannot write its image to %s (%s); storing the record without it",
+            finding.id,
+            images_dir,
+            exc,
+        )
+        return None, 0
+    return name, len(data)

@@ -19,6 +19,11 @@ IMAGES_EVICTED = "images_evicted"
 EVICTED_BYTES = "evicted_bytes"
 IMAGE_BYTES_ON_DISK = "image_bytes_on_disk"
 IMAGES_MISSING = "images_missing"
+# Retention (edge.outbox.retention): records deleted after the office had them long enough.
+PRUNED_FINDINGS = "pruned_findings_grade_{grade}"
+PRUNED_IMAGES = "pruned_images"
+PRUNED_IMAGE_BYTES = "pruned_image_bytes"
+PRUNED_TRACK_POINTS = "pruned_track_points"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,9 @@ class OutboxSummary:
     pending_track_points: int
     oldest_age_s: float | None  # age of the oldest unsent finding (by capture time)
     oldest_captured_at_utc: str | None
-    stored: int  # every finding record ever stored here (records are never dropped)
+    # Every finding record ever stored here: unsent ones are never dropped, and those pruned
+    # after the office had them for ``keep_sent_days`` still count.
+    stored: int
     stored_by_grade: dict[str, int]
     pending_by_grade: dict[str, int]
     images_on_disk: int
@@ -75,6 +82,11 @@ class OutboxSummary:
     evicted_bytes: int
     images_missing: int  # images that vanished from disk before they were sent
     frames_by_grade: dict[str, int]  # graded frames, grade 0 included (those are not stored)
+    # Deleted by retention after the office had them long enough (new fields go last).
+    pruned_findings: int = 0
+    pruned_images: int = 0
+    pruned_image_bytes: int = 0
+    pruned_track_points: int = 0
 
 
 def exclusion_json(exclude: Collection[str]) -> str:
@@ -164,6 +176,9 @@ def summary(conn: sqlite3.Connection, now: datetime | None = None) -> OutboxSumm
         stored_by_grade[str(grade)] = int(total)
         pending_by_grade[str(grade)] = int(unsent)
     counts = counters(conn)
+    pruned_by_grade = {g: counts.get(PRUNED_FINDINGS.format(grade=g), 0) for g in GRADES}
+    for g, n in pruned_by_grade.items():
+        stored_by_grade[g] += n
     oldest_age_s = None
     if oldest is not None:
         oldest_age_s = round(max(0.0, (now - parse_utc(oldest)).total_seconds()), 3)
@@ -184,4 +199,8 @@ def summary(conn: sqlite3.Connection, now: datetime | None = None) -> OutboxSumm
         evicted_bytes=counts.get(EVICTED_BYTES, 0),
         images_missing=counts.get(IMAGES_MISSING, 0),
         frames_by_grade={g: counts.get(FRAMES_COUNTER.format(grade=g), 0) for g in GRADES},
+        pruned_findings=sum(pruned_by_grade.values()),
+        pruned_images=counts.get(PRUNED_IMAGES, 0),
+        pruned_image_bytes=counts.get(PRUNED_IMAGE_BYTES, 0),
+        pruned_track_points=counts.get(PRUNED_TRACK_POINTS, 0),
     )

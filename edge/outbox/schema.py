@@ -46,6 +46,8 @@ CREATE INDEX IF NOT EXISTS findings_unsent_images
 CREATE INDEX IF NOT EXISTS findings_images_by_age
     ON findings (image_state, grade, captured_at_utc, image_bytes);
 CREATE INDEX IF NOT EXISTS findings_by_grade ON findings (grade, sent_at);
+-- Retention finds what the office has had for long by these (edge.outbox.retention).
+CREATE INDEX IF NOT EXISTS findings_sent ON findings (sent_at) WHERE sent_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS track (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     time_utc    TEXT,
@@ -59,6 +61,7 @@ CREATE TABLE IF NOT EXISTS track (
     sent_at     REAL
 );
 CREATE INDEX IF NOT EXISTS track_unsent ON track (id) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS track_sent ON track (sent_at) WHERE sent_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -96,6 +99,10 @@ def connect(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
     )
+    # Lets retention hand freed pages back to the file system in small steps (never a full
+    # VACUUM). It only takes effect on a new, empty database, and only before WAL is set;
+    # on an older database it changes nothing, and freed pages are simply reused.
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit that returned survives a power cut, not just a crash.
     conn.execute("PRAGMA synchronous=FULL")
@@ -171,3 +178,23 @@ def create_schema(conn: sqlite3.Connection, db_path: Path) -> None:
             f"{db_path}: schema version {row[0]} is newer than this software "
             f"understands ({SCHEMA_VERSION}); update roadpatrol"
         )
+
+
+def open_database(
+    data_dir: Path, opened: list[sqlite3.Connection], *, owner: bool, busy_timeout_s: float
+) -> Path | None:
+    """Open the writer's and the reader's connections (appended to ``opened``, so that the
+    caller can close them if this fails halfway), creating the database and its image folder
+    if needed. The lock ``owner`` first sets a corrupt database aside: returns where it went.
+    """
+    db_path = data_dir / DB_NAME
+    recovered_from = None
+    if owner and db_path.exists():
+        problem = check_integrity(db_path)
+        if problem is not None:
+            recovered_from = set_aside(data_dir, problem)
+    (data_dir / IMAGES_DIR).mkdir(exist_ok=True)
+    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s))
+    create_schema(opened[0], db_path)
+    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s))
+    return recovered_from

@@ -9,51 +9,43 @@ Images of findings the office has are kept after sending (the crew can still loo
 and the office may ask again) until the cap or the free-space floor needs the room: then
 sent images go first, then unsent ones, each lowest grade first, oldest first.
 
+Records the office has had for longer than ``keep_sent_s`` are deleted with their images
+(edge.outbox.retention): at open, then at most every few minutes on the back of a mark_*_sent
+call, in short batches. Unsent records are never deleted.
+
 Thread-safe: one connection for writes and one for reads, each behind its own lock.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
-from edge.outbox import queries
+from edge.outbox import queries, rows
 from edge.outbox.config import OutboxConfig
-from edge.outbox.images import is_jpeg, with_exif, write_atomic
+from edge.outbox.frame_counts import FrameCounts
+from edge.outbox.images import is_jpeg, store_image
 from edge.outbox.queries import (
-    FRAMES_COUNTER,
-    IMAGE_BYTES_ON_DISK,
     IMAGES_MISSING,
     OutboxSummary,
     PendingFinding,
     PendingImage,
     TrackPoint,
 )
-from edge.outbox.schema import (
-    DB_NAME,
-    IMAGES_DIR,
-    DataDirLock,
-    OutboxError,
-    check_integrity,
-    connect,
-    create_schema,
-    set_aside,
-)
+from edge.outbox.retention import Pruned, Retention
+from edge.outbox.schema import DB_NAME, IMAGES_DIR, DataDirLock, OutboxError, open_database
 from edge.outbox.space import bump, disk_free_bytes, enforce_limits, tidy, transaction
-from edge.serialize import finding_to_dict, format_utc
 from edge.status import OutboxStatus
 from edge.types import Finding, Fix
 
 log = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")  # the id names the image file
-_COUNTER_FLUSH_S = 5.0  # grade-0 frame counts are not worth an fsync per frame
 
 
 class Outbox:
@@ -66,41 +58,44 @@ class Outbox:
         image_cap_bytes: int,
         min_free_bytes: int,
         busy_timeout_s: float,
+        keep_sent_s: float | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.data_dir = data_dir
         self.db_path = data_dir / DB_NAME
         self.images_dir = data_dir / IMAGES_DIR
         self.image_cap_bytes = image_cap_bytes
         self.min_free_bytes = min_free_bytes
-        self.recovered_from: Path | None = None  # where a corrupt database was moved to
+        self._clock = clock  # Unix seconds: stored_at, sent_at, and retention's cutoff
+        self._frame_counts = FrameCounts(monotonic=monotonic)
+        self._retention = (
+            None
+            if keep_sent_s is None
+            else Retention(keep_sent_s, clock=clock, monotonic=monotonic)
+        )
+        self._wlock = threading.Lock()
+        self._rlock = threading.Lock()
+        self._writes = 0  # bumped by every change, so that stats() knows its cache is stale
+        self._stats_cache: tuple[int, float, OutboxStatus] | None = None
         try:
             self._lock_file = DataDirLock(data_dir)
         except OSError as exc:
             raise OutboxError(f"{data_dir}: cannot use the data directory: {exc}") from exc
-        self._wlock = threading.Lock()
-        self._rlock = threading.Lock()
-        self._frame_counts: dict[int, int] = {}
-        self._last_flush = time.monotonic()
-        self._writes = 0  # bumped by every change, so that stats() knows its cache is stale
-        self._stats_cache: tuple[int, float, OutboxStatus] | None = None
         opened: list[sqlite3.Connection] = []
         try:
-            if self._lock_file.owner and self.db_path.exists():
-                problem = check_integrity(self.db_path)
-                if problem is not None:
-                    self.recovered_from = set_aside(data_dir, problem)
-            self.images_dir.mkdir(exist_ok=True)
-            self._wconn = connect(self.db_path, busy_timeout_s=busy_timeout_s)
-            opened.append(self._wconn)
-            create_schema(self._wconn, self.db_path)
-            self._rconn = connect(self.db_path, busy_timeout_s=busy_timeout_s)
-            opened.append(self._rconn)
+            # recovered_from: where a corrupt database was moved to, if it was.
+            self.recovered_from = open_database(
+                data_dir, opened, owner=self._lock_file.owner, busy_timeout_s=busy_timeout_s
+            )
+            self._wconn, self._rconn = opened
             if self._lock_file.owner:
                 with self._wlock:
                     tidy(self._wconn, self.images_dir)
                     enforce_limits(
                         self._wconn, self.images_dir, self.image_cap_bytes, self.min_free_bytes
                     )
+            self.prune_sent()
         except BaseException as exc:
             for conn in opened:
                 conn.close()
@@ -117,8 +112,16 @@ class Outbox:
         image_cap_bytes: int,
         min_free_bytes: int,
         busy_timeout_s: float = 5.0,
+        keep_sent_s: float | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> Outbox:
-        """Open (creating if needed) the outbox in ``data_dir``; raises OutboxError."""
+        """Open (creating if needed) the outbox in ``data_dir``; raises OutboxError.
+
+        ``keep_sent_s``: delete what the office has had for longer (see the module
+        docstring); None keeps everything (tools that open an outbox without its config).
+        ``clock`` (Unix seconds) and ``monotonic`` are for tests.
+        """
         data_dir = Path(data_dir)
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -129,12 +132,27 @@ class Outbox:
             image_cap_bytes=image_cap_bytes,
             min_free_bytes=min_free_bytes,
             busy_timeout_s=busy_timeout_s,
+            keep_sent_s=keep_sent_s,
+            clock=clock,
+            monotonic=monotonic,
         )
 
     @classmethod
-    def from_config(cls, data_dir: Path, cfg: OutboxConfig) -> Outbox:
+    def from_config(
+        cls,
+        data_dir: Path,
+        cfg: OutboxConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Outbox:
         return cls.open(
-            data_dir, image_cap_bytes=cfg.image_cap_bytes, min_free_bytes=cfg.min_free_bytes
+            data_dir,
+            image_cap_bytes=cfg.image_cap_bytes,
+            min_free_bytes=cfg.min_free_bytes,
+            keep_sent_s=cfg.keep_sent_s,
+            clock=clock,
+            monotonic=monotonic,
         )
 
     def close(self) -> None:
@@ -159,7 +177,7 @@ class Outbox:
             raise ValueError(f"finding id {finding.id!r} is not a UUID-like identifier")
         if jpeg is not None and not is_jpeg(jpeg):
             raise ValueError(f"finding {finding.id}: image bytes are not a JPEG")
-        payload = json.dumps(finding_to_dict(finding), ensure_ascii=False, separators=(",", ":"))
+        payload = rows.payload_of(finding)
         with self._wlock:
             exists = self._wconn.execute(
                 "SELECT 1 FROM findings WHERE id = ?", (finding.id,)
@@ -168,33 +186,23 @@ class Outbox:
                 return False
             image_name, image_bytes = None, 0
             if jpeg is not None:
-                image_name, image_bytes = self._write_image(finding, jpeg)
+                image_name, image_bytes = store_image(self.images_dir, finding, jpeg)
             with transaction(self._wconn) as conn:
-                inserted = conn.execute(
-                    "INSERT OR IGNORE INTO findings (id, grade, captured_at_utc, payload, "
-                    "payload_bytes, stored_at, image_name, image_bytes, image_state) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        finding.id,
-                        finding.grade,
-                        format_utc(finding.captured_at_utc),
-                        payload,
-                        len(payload.encode()),
-                        time.time(),
-                        image_name,
-                        image_bytes,
-                        "none" if image_name is None else "pending",
-                    ),
-                ).rowcount
-                if inserted and image_bytes:
-                    bump(conn, IMAGE_BYTES_ON_DISK, image_bytes)
+                inserted = rows.insert_finding(
+                    conn,
+                    finding,
+                    payload,
+                    stored_at=self._clock(),
+                    image_name=image_name,
+                    image_bytes=image_bytes,
+                )
                 if jpeg is not None and image_name is None:
                     bump(conn, IMAGES_MISSING, 1)
-                written = self._write_counts(conn)
-            self._counts_written(written)
+                written = self._frame_counts.write(conn)
+            self._frame_counts.written(written)
             self._writes += 1
             enforce_limits(self._wconn, self.images_dir, self.image_cap_bytes, self.min_free_bytes)
-            return bool(inserted)
+            return inserted
 
     def replace_unsent(self, finding: Finding, jpeg: bytes | None) -> bool:
         """Update a stored finding that the broker has not acknowledged yet: a repeat sighting
@@ -203,57 +211,23 @@ class Outbox:
         """
         if jpeg is not None and not is_jpeg(jpeg):
             raise ValueError(f"finding {finding.id}: image bytes are not a JPEG")
-        payload = json.dumps(finding_to_dict(finding), ensure_ascii=False, separators=(",", ":"))
+        payload = rows.payload_of(finding)
         with self._wlock:
-            row = self._wconn.execute(
-                "SELECT image_name, image_bytes, image_state FROM findings "
-                "WHERE id = ? AND sent_at IS NULL",
-                (finding.id,),
-            ).fetchone()
-            if row is None:
+            old = rows.unsent_image_of(self._wconn, finding.id)
+            if old is None:
                 return False
-            image_name, image_bytes, image_state = row
+            image = old
             if jpeg is not None:
-                new_name, new_bytes = self._write_image(finding, jpeg)
+                new_name, new_bytes = store_image(self.images_dir, finding, jpeg)
                 if new_name is not None:
-                    image_name, image_bytes, image_state = new_name, new_bytes, "pending"
-            old_bytes = row[1] if row[0] is not None and row[2] == "pending" else 0
+                    image = (new_name, new_bytes, "pending")
+            old_bytes = old[1] if old[0] is not None and old[2] == "pending" else 0
             with transaction(self._wconn) as conn:
-                conn.execute(
-                    "UPDATE findings SET grade = ?, captured_at_utc = ?, payload = ?, "
-                    "payload_bytes = ?, image_name = ?, image_bytes = ?, image_state = ? "
-                    "WHERE id = ?",
-                    (
-                        finding.grade,
-                        format_utc(finding.captured_at_utc),
-                        payload,
-                        len(payload.encode()),
-                        image_name,
-                        image_bytes,
-                        image_state,
-                        finding.id,
-                    ),
+                rows.update_unsent_finding(
+                    conn, finding, payload, image=image, old_pending_bytes=old_bytes
                 )
-                if image_state == "pending" and image_bytes != old_bytes:
-                    bump(conn, IMAGE_BYTES_ON_DISK, image_bytes - old_bytes)
             self._writes += 1
             return True
-
-    def _write_image(self, finding: Finding, jpeg: bytes) -> tuple[str | None, int]:
-        """Write the image; on a disk error keep the record without it (records matter most)."""
-        data = with_exif(jpeg, finding)
-        name = f"{finding.id}.jpg"
-        try:
-            write_atomic(self.images_dir / name, data)
-        except OSError as exc:
-            log.error(
-                "finding %s: cannot write its image to %s (%s); storing the record without it",
-                finding.id,
-                self.images_dir,
-                exc,
-            )
-            return None, 0
-        return name, len(data)
 
     def count_frame(self, grade: int) -> None:
         """Count a graded frame (grade-0 frames are only counted, never stored).
@@ -262,42 +236,29 @@ class Outbox:
         may lose the last seconds of counts, never a finding.
         """
         with self._wlock:
-            self._frame_counts[grade] = self._frame_counts.get(grade, 0) + 1
-            if time.monotonic() - self._last_flush >= _COUNTER_FLUSH_S:
+            if self._frame_counts.add(grade):
                 self._flush_counts()
-
-    def _write_counts(self, conn: sqlite3.Connection) -> dict[int, int]:
-        """Add the frame counts to the open transaction; returns what it added."""
-        written = dict(self._frame_counts)
-        for grade, n in written.items():
-            bump(conn, FRAMES_COUNTER.format(grade=grade), n)
-        return written
-
-    def _counts_written(self, written: dict[int, int]) -> None:
-        """The transaction with ``written`` committed: forget those counts."""
-        for grade, n in written.items():
-            left = self._frame_counts.get(grade, 0) - n
-            if left:
-                self._frame_counts[grade] = left
-            else:
-                self._frame_counts.pop(grade, None)
-        self._last_flush = time.monotonic()
 
     def _flush_counts(self) -> None:
         if self._frame_counts:
             with transaction(self._wconn) as conn:
-                written = self._write_counts(conn)
-            self._counts_written(written)
+                written = self._frame_counts.write(conn)
+            self._frame_counts.written(written)
 
     def _mark(self, sql: str, ids: Iterable[str | int]) -> int:
-        params = [(time.time(), i) for i in ids]
+        params = [(self._clock(), i) for i in ids]
         if not params:
             return 0
         with self._wlock, transaction(self._wconn) as conn:
             before = conn.total_changes
             conn.executemany(sql, params)
             self._writes += 1
-            return conn.total_changes - before
+            changed = conn.total_changes - before
+        # Piggy-backed here (the publisher's thread, never the capture path), at most every
+        # few minutes: no thread of its own to start and stop.
+        if self._retention is not None and self._retention.due():
+            self.prune_sent()
+        return changed
 
     def mark_finding_sent(self, finding_id: str) -> bool:
         """The broker acknowledged this finding; False if it was unknown or already marked."""
@@ -305,49 +266,44 @@ class Outbox:
 
     def mark_findings_sent(self, finding_ids: Iterable[str]) -> int:
         """Mark several in one commit (one fsync); returns how many changed."""
-        return self._mark(
-            "UPDATE findings SET sent_at = ? WHERE id = ? AND sent_at IS NULL", finding_ids
-        )
+        return self._mark(rows.MARK_FINDING_SENT, finding_ids)
 
     def mark_image_sent(self, finding_id: str) -> bool:
-        """The broker acknowledged the image; the file stays until the cap needs room."""
+        """The broker acknowledged the image; the file stays until the cap needs room or
+        retention deletes it with its record."""
         return self.mark_images_sent([finding_id]) == 1
 
     def mark_images_sent(self, finding_ids: Iterable[str]) -> int:
-        return self._mark(
-            "UPDATE findings SET image_state = 'sent', image_sent_at = ? "
-            "WHERE id = ? AND image_state = 'pending'",
-            finding_ids,
-        )
+        return self._mark(rows.MARK_IMAGE_SENT, finding_ids)
 
     def add_track_point(self, fix: Fix) -> int | None:
         """Store a point of the patrol route; None (nothing stored) when the fix has no position."""
         if not fix.has_position:
             return None
         with self._wlock, transaction(self._wconn) as conn:
-            cur = conn.execute(
-                "INSERT INTO track (time_utc, lat_deg, lon_deg, speed_mps, track_deg, hdop, "
-                "fix_mode, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    None if fix.time_utc is None else format_utc(fix.time_utc),
-                    fix.lat_deg,
-                    fix.lon_deg,
-                    fix.speed_mps,
-                    fix.track_deg,
-                    fix.hdop,
-                    int(fix.mode),
-                    time.time(),
-                ),
-            )
+            point_id = rows.insert_track_point(conn, fix, stored_at=self._clock())
             self._writes += 1
-            return cur.lastrowid
+            return point_id
 
     def mark_track_sent(self, point_ids: Iterable[int]) -> int:
-        return self._mark(
-            "UPDATE track SET sent_at = ? WHERE id = ? AND sent_at IS NULL", point_ids
-        )
+        return self._mark(rows.MARK_TRACK_SENT, point_ids)
 
-    # --- disk limits -----------------------------------------------------------------------
+    # --- disk limits and retention ---------------------------------------------------------
+
+    def prune_sent(self) -> Pruned:
+        """Run a retention pass now (it also runs by itself; see the module docstring).
+        Nothing happens when this Outbox was opened without ``keep_sent_s``."""
+        if self._retention is None:
+            return Pruned()
+        try:
+            pruned = self._retention.run(self._wlock, self._wconn, self.images_dir)
+        except (sqlite3.Error, OSError) as exc:
+            # Housekeeping: a busy or failing disk must not fail the caller's write.
+            log.warning("outbox: pruning sent records failed (%s); trying again later", exc)
+            return Pruned(done=False)
+        if pruned.anything:
+            self._writes += 1
+        return pruned
 
     def disk_free_bytes(self) -> int:
         return disk_free_bytes(self.images_dir)
@@ -366,10 +322,10 @@ class Outbox:
         skip = set(exclude)
         while len(found) < limit:
             with self._rlock:
-                rows = queries.unsent_image_rows(self._rconn, limit - len(found), skip)
-            if not rows:
+                batch = queries.unsent_image_rows(self._rconn, limit - len(found), skip)
+            if not batch:
                 break
-            for fid, name, size, grade in rows:
+            for fid, name, size, grade in batch:
                 skip.add(fid)
                 path = self.images_dir / name
                 if path.is_file():
@@ -377,26 +333,10 @@ class Outbox:
                 else:
                     missing.append(fid)
         if missing:
-            self._mark_missing(missing)
+            with self._wlock, transaction(self._wconn) as conn:
+                rows.mark_images_missing(conn, missing)
+                self._writes += 1
         return found
-
-    def _mark_missing(self, finding_ids: list[str]) -> None:
-        log.warning(
-            "outbox: %d unsent images vanished from disk: %s",
-            len(finding_ids),
-            ", ".join(finding_ids[:5]),
-        )
-        with self._wlock, transaction(self._wconn) as conn:
-            for fid in finding_ids:
-                row = conn.execute(
-                    "UPDATE findings SET image_state = 'missing' "
-                    "WHERE id = ? AND image_state = 'pending' RETURNING image_bytes",
-                    (fid,),
-                ).fetchone()
-                if row is not None:
-                    bump(conn, IMAGES_MISSING, 1)
-                    bump(conn, IMAGE_BYTES_ON_DISK, -row[0])
-            self._writes += 1
 
     def pending_track(self, limit: int) -> list[TrackPoint]:
         with self._rlock:
@@ -424,6 +364,7 @@ class Outbox:
             stored=s.stored,
             disk_free_bytes=free,
             disk_low=free < self.min_free_bytes,
+            pruned=s.pruned_findings,
         )
         self._stats_cache = (writes, now, status)
         return status
