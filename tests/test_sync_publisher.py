@@ -59,6 +59,8 @@ def test_sends_grade_3_first_images_after_their_findings_and_every_payload_fits_
             link = publisher.link_status()
         finally:
             publisher.stop()
+        # The broker forwards the closing 'offline' status to the collector asynchronously.
+        wait_until(lambda: _last_status_online(collector) is False, 10)
         collector_msgs = collector.snapshot()
         collector.close()
         summary = outbox.summary()
@@ -210,9 +212,8 @@ def test_connection_dropped_mid_publish_resends_and_office_sees_each_once(
             assert wait_until(lambda: office.store.counts().images == 30, 15)
             assert office.store.finding_ids() == {f.id for f in findings}
             assert office.store.counts().findings == 30
-        offline = [json.loads(p)["online"] for _, p, _, _ in status_seen.snapshot() if p]
         # The cut connections left without DISCONNECT: the broker published the last will.
-        assert offline.count(False) >= 2
+        assert wait_until(lambda: _offline_count(status_seen) >= 2, 10), status_seen.snapshot()
     finally:
         status_seen.close()
         proxy.stop()
@@ -286,3 +287,12 @@ def test_service_publishes_the_recorders_status_retained_and_offline_at_stop(
     )
     assert disabled.link_status().enabled is False
     disabled.stop()
+
+
+def _last_status_online(collector: Collector) -> bool | None:
+    statuses = [json.loads(p) for t, p, _, _ in collector.snapshot() if t.endswith("/status")]
+    return statuses[-1]["online"] if statuses else None
+
+
+def _offline_count(collector: Collector) -> int:
+    return sum(1 for _, p, _, _ in collector.snapshot() if p and not json.loads(p)["online"])
