@@ -11,6 +11,7 @@ import json
 import logging
 import sqlite3
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,40 @@ class FindingIdentities:
         except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
             log.warning("cannot read finding %s from the outbox: %s", finding_id, exc)
             return None
+
+    def get_many(self, finding_ids: Sequence[str]) -> dict[str, FindingIdentity]:
+        """Identities of several findings: remembered ones, the others in one query (a query
+        per image would cost a round trip each when a long backlog outgrew the memory)."""
+        found: dict[str, FindingIdentity] = {}
+        unknown = []
+        for fid in finding_ids:
+            known = self._cache.get(fid)
+            if known is None:
+                unknown.append(fid)
+            else:
+                found[fid] = known
+        if not unknown:
+            return found
+        try:
+            if self._conn is None:
+                self._conn = connect_read_only(self._db_path)
+            rows = self._conn.execute(
+                "SELECT id, json_extract(payload, '$.vehicle_id'), "
+                "json_extract(payload, '$.boot_id'), json_extract(payload, '$.seq') "
+                "FROM findings WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(unknown),),
+            ).fetchall()
+        except sqlite3.Error:  # e.g. one malformed payload: find out which, one by one
+            rows = []
+        for fid, vehicle_id, boot_id, seq in rows:
+            if isinstance(vehicle_id, str) and isinstance(boot_id, str) and type(seq) is int:
+                found[fid] = FindingIdentity(vehicle_id, boot_id, seq)
+        for fid in unknown:
+            if fid not in found:
+                identity = self.get(fid)
+                if identity is not None:
+                    found[fid] = identity
+        return found
 
     def close(self) -> None:
         if self._conn is not None:

@@ -18,45 +18,24 @@ import logging
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from edge.ids import boot_id as this_boot_id
 from edge.mqtt_config import MqttConfig
 from edge.outbox import Outbox
-from edge.serialize import format_utc
 from edge.status import LinkStatus, Status
-from sync.identity import FindingIdentities, FindingIdentity
-from sync.ledger import Ledger, Sent
-from sync.mqtt_client import Backoff, connect, make_client, publish_properties, reason_text
-from sync.payloads import (
-    Topics,
-    check_vehicle_id,
-    finding_payload,
-    image_user_properties,
-    status_payload,
-    track_payload,
-)
+from sync.acks import Acknowledgements, PublisherCounters
+from sync.feed import Message, OutboxFeed
+from sync.ledger import Ledger, Marked
+from sync.link import LinkTracker
+from sync.mqtt_client import Backoff, connect, make_client, reason_text
+from sync.payloads import check_vehicle_id
+from sync.select_waker import SelectWaker
 
 log = logging.getLogger("sync.publisher")
-_T = TypeVar("_T")
-
-
-@dataclass
-class PublisherCounters:
-    findings_sent: int = 0  # marked sent in the outbox
-    images_sent: int = 0
-    track_points_sent: int = 0
-    bytes_acked: int = 0
-    refused: int = 0
-    connects: int = 0
-    connect_failures: int = 0
-    half_open_drops: int = 0
 
 
 class Publisher:
@@ -82,28 +61,32 @@ class Publisher:
         self.idle_poll_s = idle_poll_s
         self.boot_id = this_boot_id()
         self.counters = PublisherCounters()
-        self._topics = Topics(cfg.topic_prefix, vehicle_id)
-        self._identities = FindingIdentities(outbox.db_path, vehicle_id)
+        self._feed = OutboxFeed(
+            outbox,
+            self.vehicle_id,
+            self.boot_id,
+            topic_prefix=cfg.topic_prefix,
+            track_batch_max=cfg.track_batch_max,
+            status_provider=status_provider,
+        )
         self._backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
-        self._refusal_backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
-        self._link = LinkStatus(enabled=cfg.enabled, offline_since_utc=_now())
-        self._link_lock = threading.Lock()
+        refusal_backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        self._link = LinkTracker(enabled=cfg.enabled)
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._nudge = SelectWaker()  # cuts the idle network wait short for wake() and stop()
         self._idle = threading.Event()  # connected, and the last look found nothing to send
         self._thread: threading.Thread | None = None
         # Owned by the publisher thread from here on.
         self._ledger = Ledger(outbox)
-        self._results: deque[tuple[int, Any]] = deque()  # (mid, reason code) from on_publish
+        self._acks = Acknowledgements(self._ledger, self.counters, self._link, refusal_backoff)
         self._client: mqtt.Client | None = None
         self._ready = False  # CONNACK accepted
         self._drop_reason: str | None = None  # set by callbacks, acted on by the loop
-        self._refusal: str | None = None  # the latest refusal, until records get through
         self._connect_started = self._next_connect = self._next_poll = 0.0
-        self._next_status = self._pause_until = self._last_ack = 0.0
-        self._status_seq = self._track_seq = 0
+        self._next_status = 0.0
+        self._status_seq = 0
         self._receive_max = 20  # mosquitto's default, until a CONNACK says otherwise
-        self._json_props = publish_properties("application/json", utf8=True)
 
     # --- the public face -----------------------------------------------------------------
 
@@ -115,16 +98,17 @@ class Publisher:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
+        self._nudge.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
 
     def wake(self) -> None:
         """New records in the outbox: look now instead of at the next poll."""
         self._wake.set()
+        self._nudge.set()
 
     def link_status(self) -> LinkStatus:
-        with self._link_lock:
-            return self._link
+        return self._link.snapshot()
 
     def wait_idle(self, timeout_s: float) -> bool:
         """True once a look at the outbox found nothing to send and nothing is in flight."""
@@ -147,7 +131,8 @@ class Publisher:
             self._shutdown()
         except Exception:
             log.exception("publisher shutdown failed")
-        self._identities.close()
+        self._feed.close()
+        self._nudge.close()
 
     def _step(self) -> None:
         now = time.monotonic()
@@ -157,8 +142,13 @@ class Publisher:
             else:
                 self._connect()
             return
-        busy = self._ledger.inflight or self._ledger.acks_waiting
-        rc = self._client.loop(timeout=0.01 if busy else 0.2 if now < self._next_poll else 0.05)
+        if self._ledger.inflight or self._ledger.acks_waiting or self._client.want_write():
+            rc = self._client.loop(timeout=0.01)
+        else:  # idle: wait for the broker, the next poll, or wake()/stop(), whichever is first
+            polling = self._ready and now >= self._acks.paused_until
+            wait_s = min(0.2, max(0.0, self._next_poll - now)) if polling else 0.05
+            self._nudge.wait(self._client.socket(), wait_s)
+            rc = self._client.loop(timeout=0.0)
         self._process_results()
         if self._drop_reason is not None:
             self._drop(self._drop_reason)
@@ -185,7 +175,9 @@ class Publisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         if self.publish_status:
-            client.will_set(self._topics.status, self._status(online=False, seq=0), 1, True)
+            will = self._feed.status_payload(online=False, seq=0)
+            client.will_set(self._feed.topics.status, will, 1, True)
+        self._feed.forget_fetched()
         self._connect_started = time.monotonic()
         try:
             connect(client, self.cfg, clean_start=True)
@@ -195,13 +187,13 @@ class Publisher:
         self._client = client
 
     def _fail(self, reason: str) -> None:
-        if self._refusal is not None:
+        if self._acks.refusal is not None:
             # Some brokers close the connection right after refusing: keep the cause in view.
-            reason = f"{self._refusal}; then {reason}"
+            reason = f"{self._acks.refusal}; then {reason}"
         self.counters.connect_failures += 1
         delay = self._backoff.next_delay_s()
         self._next_connect = time.monotonic() + delay
-        self._set_link(connected=False, error=reason)
+        self._link.set(connected=False, error=reason)
         log.warning("%s; retrying in %.1f s", reason, delay)
 
     def _on_connect(self, client: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -222,9 +214,9 @@ class Publisher:
         self._ready = True
         self._backoff.reset()
         self._next_status = self._next_poll = 0.0
-        self._last_ack = time.monotonic()
+        self._acks.connected()
         self.counters.connects += 1
-        self._set_link(connected=True, error=None)
+        self._link.set(connected=True, error=None)
         log.info("connected to %s:%d as %s", self.cfg.host, self.cfg.port, self.client_id)
 
     def _on_disconnect(self, client: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -232,9 +224,8 @@ class Publisher:
             self._drop_reason = f"connection closed: {reason_text(rc)}"
 
     def _on_publish(self, client: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
-        # Runs under paho's locks: hand over, nothing else.
         if client is self._client:
-            self._results.append((mid, rc))
+            self._acks.queue(mid, rc)
 
     def _drop(self, reason: str) -> None:
         """Abandon the connection; its unacknowledged records stay pending in the outbox."""
@@ -260,49 +251,24 @@ class Publisher:
     # --- acknowledgements -----------------------------------------------------------------
 
     def _process_results(self) -> None:
-        while self._results:
-            mid, rc = self._results.popleft()
-            sent = self._ledger.acknowledged(mid, ok=not rc.is_failure)
-            if sent is None:
-                continue
-            self._last_ack = time.monotonic()
+        acked, marked = self._acks.settle()
+        if acked:
             self._next_poll = 0.0
-            if rc.is_failure:
-                self._on_refused(sent, rc)
-            else:
-                self.counters.bytes_acked += sent.nbytes
-        self._mark(force=False)
+        self._marked(marked)
 
     def _mark(self, *, force: bool) -> None:
-        marked = self._ledger.flush(force=force)
-        self.counters.findings_sent += len(marked.findings)
-        self.counters.images_sent += len(marked.images)
-        self.counters.track_points_sent += len(marked.track_points)
+        self._marked(self._acks.mark(force=force))
+
+    def _marked(self, marked: Marked) -> None:
+        if marked.findings:
+            self._feed.findings_acked()
         if marked.findings or marked.images:
             self._next_poll = 0.0  # acked findings may have images to send now
-            self._refusal_backoff.reset()
-            self._refusal = None
-            with self._link_lock:
-                last = (marked.images or marked.findings)[-1]
-                self._link = replace(self._link, last_acked_id=last)
-
-    def _on_refused(self, sent: Sent, rc: Any) -> None:
-        """The broker said no (e.g. not authorised): keep the record, retry it later."""
-        self.counters.refused += 1
-        delay = self._refusal_backoff.next_delay_s()
-        self._pause_until = time.monotonic() + delay
-        self._ledger.park(sent, self._pause_until)
-        self._refusal = f"broker refused {sent.kind} {sent.keys[0]}: {reason_text(rc)}"
-        self._set_link(connected=True, error=self._refusal)
-        log.error("%s; kept in the outbox, retrying in %.1f s", self._refusal, delay)
 
     def _check_stall(self) -> bool:
         """No PUBACK for too long while records wait: the link is half-open. Drop it."""
-        oldest = self._ledger.oldest_handed_at()
-        if oldest is None:
-            return False
-        stalled_s = time.monotonic() - max(oldest, self._last_ack)
-        if stalled_s <= self.cfg.puback_timeout_s:
+        stalled_s = self._acks.stalled_s()
+        if stalled_s is None or stalled_s <= self.cfg.puback_timeout_s:
             return False
         self.counters.half_open_drops += 1
         self._drop(f"no PUBACK for {stalled_s:.0f} s: link half-open, reconnecting")
@@ -314,7 +280,7 @@ class Publisher:
         """Hand paho the next records, most urgent first; False if the connection dropped."""
         now = time.monotonic()
         free = self.cfg.inflight_window - len(self._ledger.inflight)
-        if free <= 0 or now < self._pause_until:
+        if free <= 0 or now < self._acks.paused_until:
             return True
         if self._ledger.inflight and free < max(1, self.cfg.inflight_window // 4):
             return True  # wait for a few more acks: one query for several slots
@@ -322,30 +288,10 @@ class Publisher:
             return True
         self._wake.clear()
         handed = 0
-        for row in self.outbox.pending_findings(free, exclude=self._ledger.busy("finding")):
-            if not self._send_finding(row.finding_id, row.finding):
+        for message in self._feed.messages(free, self._ledger):
+            if not self._send(message):
                 return False
             handed += 1
-        if handed < free and not self._ledger.busy("track"):
-            points = self.outbox.pending_track(self.cfg.track_batch_max)
-            if points:
-                self._track_seq += 1
-                payload = track_payload(self.vehicle_id, self.boot_id, self._track_seq, points)
-                sent = Sent("track", tuple(p.id for p in points), len(payload))
-                if not self._send(self._topics.track, payload, self._json_props, sent):
-                    return False
-                handed += 1
-        if handed < free:
-            busy = self._ledger.busy("image")
-            for image in self.outbox.pending_images(free - handed, exclude=busy):
-                try:
-                    jpeg = image.path.read_bytes()
-                except OSError as exc:  # evicted since the query; the outbox notices next time
-                    log.warning("image of %s unreadable: %s", image.finding_id, exc)
-                    continue
-                if not self._send_image(image.finding_id, jpeg):
-                    return False
-                handed += 1
         if handed == 0:
             self._next_poll = now + self.idle_poll_s
             if not self._ledger.inflight and not self._ledger.acks_waiting:
@@ -354,40 +300,16 @@ class Publisher:
             self._idle.clear()
         return True
 
-    def _send_finding(self, finding_id: str, finding: dict[str, Any]) -> bool:
-        identity = FindingIdentity(finding["vehicle_id"], finding["boot_id"], finding["seq"])
-        self._identities.remember(finding_id, identity)
-        payload = finding_payload(finding)
-        topic = Topics(self.cfg.topic_prefix, identity.vehicle_id).finding
-        sent = Sent("finding", (finding_id,), len(payload))
-        return self._send(topic, payload, self._json_props, sent)
-
-    def _send_image(self, finding_id: str, jpeg: bytes) -> bool:
-        identity = self._identities.get(finding_id)
-        if identity is None:  # unreadable record: the topic alone names the finding
-            props = publish_properties("image/jpeg")
-            vehicle_id = self.vehicle_id
-        else:
-            vehicle_id = identity.vehicle_id
-            user = image_user_properties(
-                {"id": finding_id, "vehicle_id": vehicle_id,
-                 "boot_id": identity.boot_id, "seq": identity.seq}
-            )  # fmt: skip
-            props = publish_properties("image/jpeg", user)
-        topic = Topics(self.cfg.topic_prefix, vehicle_id).image(finding_id)
-        return self._send(topic, jpeg, props, Sent("image", (finding_id,), len(jpeg)))
-
-    def _send(
-        self, topic: str, payload: bytes, props: Any, sent: Sent, retain: bool = False
-    ) -> bool:
+    def _send(self, message: Message) -> bool:
         assert self._client is not None
-        if self._client.protocol != mqtt.MQTTv5:
-            props = None
-        info = self._client.publish(topic, payload, qos=1, retain=retain, properties=props)
+        props = message.properties if self._client.protocol == mqtt.MQTTv5 else None
+        info = self._client.publish(
+            message.topic, message.payload, qos=1, retain=message.retain, properties=props
+        )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self._drop(f"publish failed: {mqtt.error_string(info.rc)}")
             return False
-        self._ledger.handed(info.mid, sent)
+        self._ledger.handed(info.mid, message.sent)
         return True
 
     # --- status ---------------------------------------------------------------------------
@@ -401,21 +323,7 @@ class Publisher:
 
     def _publish_status(self, *, online: bool) -> bool:
         self._status_seq += 1
-        payload = self._status(online=online, seq=self._status_seq)
-        sent = Sent("status", ("status",), len(payload))
-        return self._send(self._topics.status, payload, self._json_props, sent, retain=True)
-
-    def _status(self, *, online: bool, seq: int) -> bytes:
-        return status_payload(
-            vehicle_id=self.vehicle_id,
-            boot_id=self.boot_id,
-            seq=seq,
-            online=online,
-            snapshot=_call_logged(self.status_provider, "status provider"),
-            queue_depth=_call_logged(lambda: self.outbox.summary().pending, "outbox summary")
-            if online
-            else None,
-        )
+        return self._send(self._feed.status_message(online=online, seq=self._status_seq))
 
     def _shutdown(self) -> None:
         """Say offline (retained), let the last PUBACKs in, and disconnect cleanly."""
@@ -436,35 +344,4 @@ class Publisher:
             self._client.disconnect()
             self._client.loop(timeout=0.1)
             self._client = None
-        self._set_link(connected=False, error=None)
-
-    def _set_link(self, *, connected: bool, error: str | None) -> None:
-        with self._link_lock:
-            old = self._link
-            offline_since = old.offline_since_utc
-            if connected:
-                offline_since = None
-            elif old.connected or offline_since is None:
-                offline_since = _now()
-            self._link = LinkStatus(
-                enabled=self.cfg.enabled,
-                connected=connected,
-                offline_since_utc=offline_since,
-                last_acked_id=old.last_acked_id,
-                last_error=error,
-            )
-
-
-def _call_logged(fn: Callable[[], _T] | None, what: str) -> _T | None:
-    """The status is best effort: a failing source leaves its fields empty, never the link."""
-    if fn is None:
-        return None
-    try:
-        return fn()
-    except Exception as exc:
-        log.warning("%s failed: %s", what, exc)
-        return None
-
-
-def _now() -> str:
-    return format_utc(datetime.now(UTC))
+        self._link.set(connected=False, error=None)

@@ -1,0 +1,49 @@
+"""The link as the driver's screen sees it: connected, offline since, last error, last ack.
+
+The publisher thread writes it; the status snapshot reads it from other threads, so every
+change replaces the whole frozen ``LinkStatus`` under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from edge.serialize import format_utc
+from edge.status import LinkStatus
+
+
+class LinkTracker:
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled = enabled
+        self._lock = threading.Lock()
+        self._status = LinkStatus(enabled=enabled, offline_since_utc=utc_now())
+
+    def snapshot(self) -> LinkStatus:
+        with self._lock:
+            return self._status
+
+    def set(self, *, connected: bool, error: str | None) -> None:
+        with self._lock:
+            old = self._status
+            offline_since = old.offline_since_utc
+            if connected:
+                offline_since = None
+            elif old.connected or offline_since is None:
+                offline_since = utc_now()
+            self._status = LinkStatus(
+                enabled=self._enabled,
+                connected=connected,
+                offline_since_utc=offline_since,
+                last_acked_id=old.last_acked_id,
+                last_error=error,
+            )
+
+    def acked(self, record_id: str) -> None:
+        with self._lock:
+            self._status = replace(self._status, last_acked_id=record_id)
+
+
+def utc_now() -> str:
+    return format_utc(datetime.now(UTC))
