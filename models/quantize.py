@@ -38,6 +38,12 @@ class _Reader:
         return next(self._iter, None)
 
 
+# The stem and the first three blocks (the ImageNet layers left frozen in training) work at
+# 128 and 64 px, where a crack is a few pixels of texture. Quantising them cost box-level F1
+# 0.576 -> 0.545 on the validation split; keeping them FP32 cost 0.8 ms of 6.6 (2 threads).
+EARLY_FP32_PREFIXES = ("/_conv_stem", "/_swish/", "/_blocks.0/", "/_blocks.1/", "/_blocks.2/")
+
+
 def _head_nodes(model_path: Path, fp32_prefixes: tuple[str, ...] = ()) -> list[str]:
     """Nodes that produce the graph's outputs, the pooling that feeds the image head, and any
     node whose name starts with one of ``fp32_prefixes``."""
@@ -130,6 +136,7 @@ def quantize_package(
                 "weights": "int8, per channel",
                 "activations": "uint8, per tensor",
                 "calibration": calibration,
+                "kept_fp32_prefixes": list(fp32_prefixes),
                 "kept_fp32": excluded,
                 **refit,
                 "calibration_images": len(images),

@@ -20,7 +20,7 @@ from edge.recorder import Recorder
 from edge.types import Frame
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_INT8 = REPO / "models" / "road-damage-1.0.0.json"
+SHIPPED_INT8 = REPO / "models" / "road-damage-1.1.0.json"
 
 
 def make_keys(out_dir: Path) -> tuple[Path, Path]:

@@ -34,7 +34,7 @@ def test_folders_mode_reports_per_class_figures_and_a_confusion_matrix(tmp_path:
     result = _run(
         "evaluate",
         "--model",
-        str(SHIPPED_MODELS / "road-damage-1.0.0.json"),
+        str(SHIPPED_MODELS / "road-damage-1.1.0.json"),
         "--folders",
         str(tmp_path),
         "--json",
@@ -52,7 +52,7 @@ def test_folders_mode_reports_per_class_figures_and_a_confusion_matrix(tmp_path:
 
 def test_misuse_is_refused_with_exit_2(tmp_path: Path) -> None:
     (tmp_path / "D99").mkdir()
-    model = str(SHIPPED_MODELS / "road-damage-1.0.0.json")
+    model = str(SHIPPED_MODELS / "road-damage-1.1.0.json")
     result = _run("evaluate", "--model", model, "--folders", str(tmp_path))
     assert result.returncode == 2 and "unknown: D99" in result.stderr
     result = _run("evaluate", "--model", model)

@@ -104,12 +104,13 @@ def test_sign_writes_the_activation_decision_into_the_signed_manifest(
     tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     private, public = keys
-    # The shipped packages do not name the field and stay valid: they say "install only".
-    assert "activate_on_arrival" not in json.loads(SHIPPED_INT8.read_text(encoding="utf-8"))
     assert load_manifest(SHIPPED_INT8).activate_on_arrival is False
-
     package = copy_package(SHIPPED_INT8, tmp_path / "pkg", version="2.0.0")
+    # A manifest written before the field existed stays valid and says "install only".
     before = json.loads(package.read_text(encoding="utf-8"))
+    before.pop("activate_on_arrival", None)
+    package.write_text(json.dumps(before), encoding="utf-8")
+    assert load_manifest(package).activate_on_arrival is False
     argv = ["model", "sign", str(package), "--key", str(private)]
     assert main([*argv, "--activate-on-arrival"]) == 0
     out, err = capsys.readouterr()

@@ -13,8 +13,8 @@ from edge.grader import Grader
 from edge.manifest import load_manifest
 from models.evaluate import evaluate_voc
 
-INT8 = SHIPPED_MODELS / "road-damage-1.0.0.json"
-FP32 = SHIPPED_MODELS / "road-damage-fp32-1.0.0.json"
+INT8 = SHIPPED_MODELS / "road-damage-1.1.0.json"
+FP32 = SHIPPED_MODELS / "road-damage-fp32-1.1.0.json"
 
 
 def test_the_vehicles_default_is_the_int8_package() -> None:
