@@ -162,7 +162,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Pick per-class thresholds on labelled images, then record them and the metrics."""
-    from models.evaluate import collect_voc, tune_thresholds, voc_report
+    from models.evaluate import collect_voc, cross_tuned, tune_thresholds, voc_report
     from models.package import update_manifest
 
     grader = _grader(args.model, args.threads)
@@ -187,9 +187,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "thresholds_tuned_on": f"{args.voc.name} ({args.split} split): per class, maximising "
         "image-level F1 + box-level F1",
         "threads": args.threads,
+        "cross_tuned": cross_tuned(results, grader.manifest),
     }
     update_manifest(args.model, classes=classes, metrics=metrics)
-    print(json.dumps({"model": grader.model_id, "thresholds": thresholds, **report}))
+    print(
+        json.dumps(
+            {
+                "model": grader.model_id,
+                "thresholds": thresholds,
+                **report,
+                "cross_tuned": metrics["cross_tuned"],
+            }
+        )
+    )
     return 0
 
 

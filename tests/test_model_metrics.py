@@ -73,3 +73,36 @@ def test_confusion_report_by_hand() -> None:
     confusion = report["confusion"]
     assert isinstance(confusion, dict)
     assert confusion["D00"]["D10"] == 1 and confusion["none"]["D40"] == 1
+
+
+def test_cross_tuned_figures_score_each_half_with_the_other_halfs_thresholds() -> None:
+    from pathlib import Path
+
+    from edge.manifest import load_manifest
+    from edge.types import Damage
+    from models.evaluate import ImageResult, cross_tuned, tally, tune_thresholds
+
+    manifest = load_manifest(Path(__file__).parents[1] / "models" / "road-damage-1.1.0.json")
+    hole, elsewhere = (0.1, 0.1, 0.4, 0.4), (0.6, 0.6, 0.9, 0.9)
+
+    def image(score: float, box: tuple[float, float, float, float], real: bool) -> ImageResult:
+        truth = (Labelled("D40", hole),) if real else ()
+        return ImageResult(truth, (Damage("D40", score, box, 3),), None, 1.0)
+
+    # block=1: images 0 and 2 form half A, 1 and 3 half B.
+    results = [
+        image(0.9, hole, True),  # A: a clear pothole
+        image(0.45, hole, True),  # B: a faint one
+        image(0.5, elsewhere, False),  # A: a weak false alarm
+        image(0.8, elsewhere, False),  # B: a strong false alarm
+    ]
+    # Tuned on A, the threshold lands just above 0.5 (0.55): on B it misses the faint pothole
+    # and keeps the strong false alarm (TP 0, FP 1, FN 1). Tuned on B, the best it can do is
+    # keep everything (0.05): on A, TP 1 and FP 1. Pooled: TP 1, FP 2, FN 1 → P 1/3, R 1/2.
+    figures = cross_tuned(results, manifest, block=1)
+    assert figures["images"] == 4
+    assert figures["box_per_class_f1"]["D40"] == pytest.approx(0.4)
+    # Tuned and scored on the same four images, it looks better than it is: a threshold
+    # above 0.8 keeps only the clear pothole (TP 1, FN 1) → F1 2/3.
+    on_all = tally(results, manifest, tune_thresholds(results, manifest))
+    assert on_all.box["D40"].f1 == pytest.approx(2 / 3)
