@@ -1,4 +1,4 @@
-"""`roadpatrol office receive` and `roadpatrol office export`."""
+"""`roadpatrol office receive` and `roadpatrol office export`; review: sync.office.review_cli."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ log = logging.getLogger("sync.office")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    office = subparsers.add_parser("office", help="maintenance office: receive and export")
+    office = subparsers.add_parser("office", help="maintenance office: receive, review and export")
     sub = office.add_subparsers(dest="office_command", metavar="ACTION", required=True)
 
     receive = sub.add_parser(
@@ -61,8 +61,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.set_defaults(handler=_export)
 
     from sync.office.push import add_push_command
+    from sync.office.review_cli import add_review_commands
 
     add_push_command(sub)
+    add_review_commands(sub)
 
 
 def _receive(args: argparse.Namespace) -> int:

@@ -2,6 +2,9 @@
 
 One feature per finding, or with ``sites`` one per damage site. Findings without a position are
 kept in GeoJSON with a null geometry (valid GeoJSON) and in CSV with empty coordinates.
+The columns up to ``received_at_utc`` / ``image_path`` are a stable interface; the office review
+columns (``REVIEW_COLUMNS``, see sync.office.review) follow them, and ``--min-grade`` filters on
+the office grade. How a site takes its findings' reviews: see ``site_review``.
 """
 
 from __future__ import annotations
@@ -12,16 +15,24 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from edge.serialize import FindingFormatError, format_utc, parse_utc
+from sync.office.review import (
+    CURRENT_REVIEW_JOIN,
+    OFFICE_GRADE_SQL,
+    REVIEW_COLUMNS,
+    REVIEW_SELECT,
+    ensure_reviews_readable,
+)
+from sync.office.site_review import SITE_REVIEW_COLUMNS, review_sites
 from sync.office.store import OfficeStore
 
 FINDING_COLUMNS = (
     "id", "vehicle_id", "boot_id", "seq", "captured_at_utc", "grade", "type_codes",
     "lat_deg", "lon_deg", "model_id", "origin", "sightings", "site_ids", "image_path",
-    "received_at_utc",
+    "received_at_utc", *REVIEW_COLUMNS,
 )  # fmt: skip
 SITE_COLUMNS = (
     "site_id", "type_code", "lat_deg", "lon_deg", "sightings", "max_grade", "first_seen_utc",
-    "last_seen_utc", "vehicles", "last_finding_id", "image_path",
+    "last_seen_utc", "vehicles", "last_finding_id", "image_path", *SITE_REVIEW_COLUMNS,
 )  # fmt: skip
 
 
@@ -43,14 +54,16 @@ def parse_since(text: str) -> str:
 def finding_rows(
     store: OfficeStore, *, min_grade: int = 0, since: str | None = None
 ) -> list[dict[str, Any]]:
+    ensure_reviews_readable(store)
     rows = store.query(
         "SELECT f.id, f.vehicle_id, f.boot_id, f.seq, f.captured_at_utc, f.grade, f.type_codes, "
         "f.lat_deg, f.lon_deg, f.model_id, f.origin, f.sightings, f.received_at_utc, "
-        "i.path AS image_path, "
+        f"i.path AS image_path, {REVIEW_SELECT}, "
         "(SELECT group_concat(site_id) FROM site_findings sf WHERE sf.finding_id = f.id) "
         "AS site_ids "
-        "FROM findings f LEFT JOIN images i ON i.finding_id = f.id "
-        "WHERE f.grade >= ? AND f.captured_at_utc >= ? ORDER BY f.captured_at_utc, f.id",
+        f"FROM findings f LEFT JOIN images i ON i.finding_id = f.id {CURRENT_REVIEW_JOIN} "
+        f"WHERE {OFFICE_GRADE_SQL} >= ? AND f.captured_at_utc >= ? "
+        "ORDER BY f.captured_at_utc, f.id",
         (min_grade, since or ""),
     )
     return [{c: row[c] for c in FINDING_COLUMNS} for row in rows]
@@ -59,16 +72,20 @@ def finding_rows(
 def site_rows(
     store: OfficeStore, *, min_grade: int = 0, since: str | None = None
 ) -> list[dict[str, Any]]:
+    ensure_reviews_readable(store)
     rows = store.query(
         "SELECT s.id AS site_id, s.type_code, s.lat_deg, s.lon_deg, s.sightings, s.max_grade, "
         "s.first_seen_utc, s.last_seen_utc, s.last_finding_id, i.path AS image_path, "
         "(SELECT group_concat(DISTINCT f.vehicle_id) FROM site_findings sf "
         " JOIN findings f ON f.id = sf.finding_id WHERE sf.site_id = s.id) AS vehicles "
         "FROM sites s LEFT JOIN images i ON i.finding_id = s.last_finding_id "
-        "WHERE s.max_grade >= ? AND s.last_seen_utc >= ? ORDER BY s.max_grade DESC, s.id",
-        (min_grade, since or ""),
+        "WHERE s.last_seen_utc >= ? ORDER BY s.id",
+        (since or "",),
     )
-    return [{c: row[c] for c in SITE_COLUMNS} for row in rows]
+    sites = review_sites(store, [dict(row) for row in rows])
+    kept = [s for s in sites if s["office_grade"] >= min_grade and not s["dismissed"]]
+    kept.sort(key=lambda s: (-s["office_grade"], s["site_id"]))
+    return [{c: s[c] for c in SITE_COLUMNS} for s in kept]
 
 
 def write_geojson(rows: list[dict[str, Any]], out: TextIO) -> None:

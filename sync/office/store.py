@@ -88,6 +88,19 @@ CREATE TABLE IF NOT EXISTS site_findings (
     site_id INTEGER NOT NULL,
     PRIMARY KEY (finding_id, type_code)
 );
+-- Added with office review (still schema 1: purely additive, older software ignores it).
+-- Beside the findings, never over them; the highest id of a finding is its current review.
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY,
+    finding_id TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('confirmed', 'corrected', 'not_damage')),
+    grade INTEGER CHECK (grade BETWEEN 0 AND 3),  -- null unless corrected
+    type_codes TEXT,  -- comma-separated; null unless corrected
+    reviewer TEXT NOT NULL,
+    note TEXT NOT NULL,
+    reviewed_at_utc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reviews_finding ON reviews (finding_id, id);
 """
 
 
@@ -294,6 +307,13 @@ class OfficeStore:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+    def insert(self, sql: str, params: tuple[Any, ...]) -> int:
+        """One INSERT in its own transaction; returns the new row id."""
+        with self._transaction():
+            row_id = self._db.execute(sql, params).lastrowid
+        assert row_id is not None
+        return row_id
 
     # --- reads ----------------------------------------------------------------------------
 
