@@ -7,6 +7,10 @@ the message's unsigned ``activate`` flag can only hold that back (`push-model --
 A refused package changes nothing (recording and the model in use go on) and its reason goes
 to the recorder's model status (so to the vehicle's retained status message) and to the
 retained ``<prefix>/<vehicle-id>/model/result`` topic.
+
+An activated package is reported active only once the running recorder grades with it: one
+that passed every install check and still fails to load there (the recorder keeps its
+previous model, edge.model_store.active) is reported installed, not active, with the reason.
 """
 
 from __future__ import annotations
@@ -117,19 +121,23 @@ class ModelUpdates:
                 installed = self.store.install(
                     manifest_path, activate=allowed and fresh, only_if_manifest_says=True
                 )
-            if installed.activated:
-                self.recorder.reload_model()
+            active = installed.activated
+            load_failure = self._load_in_recorder(model_id) if active else None
+            active = active and load_failure is None
             state: ModelUpdateResult = (
                 "already installed" if installed.already_installed else "installed"
             )
-            self.recorder.note_model_update(model_id, state, activated=installed.activated)
+            self.recorder.note_model_update(model_id, state, load_failure, activated=active)
             result = {
                 "model_id": model_id,
                 "result": state,
-                "active": installed.activated,
+                "active": active,
                 "activate_on_arrival": installed.activate_on_arrival,
             }
-            log.info("pushed model %s: %s, active: %s", model_id, state, installed.activated)
+            if load_failure is not None:
+                result["reason"] = load_failure
+                log.error("pushed model %s: %s", model_id, load_failure)
+            log.info("pushed model %s: %s, active: %s", model_id, state, active)
         except (ModelPackageError, OSError) as exc:
             self.recorder.note_model_update(model_id, "refused", str(exc))
             result = {"model_id": model_id, "result": "refused", "reason": str(exc)}
@@ -137,6 +145,38 @@ class ModelUpdates:
         result |= {"vehicle_id": self.vehicle_id, "fleet": fleet}
         self.last_result = result
         return result
+
+    def _load_in_recorder(self, model_id: str) -> str | None:
+        """Switch the running recorder to the package just activated: None once it grades
+        with it, else why not. The switch is synchronous (ActiveModel.reload, under its lock),
+        so a poll of the recorder's status loop that got there first has finished too; either
+        way the grader in place afterwards says what happened."""
+        try:
+            self.recorder.reload_model()
+            why = self.recorder.model_error
+        except ModelPackageError as exc:  # the store's pointer itself is unreadable
+            why = str(exc)
+        grader = self.recorder.grader
+        loaded = grader.model_id if grader is not None else None
+        if loaded == model_id:
+            return None
+        self._point_back_to(loaded, model_id)
+        fallback = f"fell back to {loaded}" if loaded else "recording without a model"
+        return (
+            "activated but failed to load in the recorder: "
+            f"{why or 'the recorder did not switch to it'}; {fallback}"
+        )
+
+    def _point_back_to(self, loaded: str | None, failed: str) -> None:
+        """Make the store's pointer follow the recorder's fallback, so that a restart grades
+        with the model in use now rather than retrying the one that failed."""
+        if loaded is None or self.store.active_id() != failed:
+            return
+        try:
+            self.store.activate(loaded)
+            self.recorder.reload_model()  # back on the model in use: its refusal is over
+        except ModelPackageError as exc:  # e.g. the fallback is the shipped default
+            log.warning("store still points at %s: %s", failed, exc)
 
 
 def start_for_recorder(recorder: Recorder) -> ModelUpdates | None:

@@ -225,6 +225,8 @@ class HealthGrid(StatusView):
             text = Text(m("model.update.activated", id=model_id))
         else:
             text = Text(m("model.update.installed", id=model_id))
+            if model.last_update_reason:  # was to be activated but failed to load
+                text.append(_SEP + model.last_update_reason, style=_WARN)
         if self.wide and model.last_update_at_utc:
             text.append(_SEP + fmt.local_time(model.last_update_at_utc, False), style=_DIM)
         return [("", text)]

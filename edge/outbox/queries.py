@@ -117,6 +117,9 @@ def pending_findings(
 def unsent_image_rows(
     conn: sqlite3.Connection, limit: int, exclude: Collection[str]
 ) -> list[tuple[str, str, int, int]]:
+    """(id, image_name, image_bytes, grade) of images to send next: grade 3 first, then by
+    grade descending, oldest first. Read in order from the index findings_images_to_send
+    (schema.DDL), so a call costs its ``limit``, not the backlog."""
     rows: list[tuple[str, str, int, int]] = conn.execute(
         "SELECT id, image_name, image_bytes, grade FROM findings "
         "WHERE sent_at IS NOT NULL AND image_state = 'pending' "

@@ -40,8 +40,12 @@ CREATE TABLE IF NOT EXISTS findings (
 -- The indexes carry the byte counts so that status queries never read the JSON payloads.
 CREATE INDEX IF NOT EXISTS findings_unsent
     ON findings (grade DESC, captured_at_utc, id, payload_bytes, sent_at) WHERE sent_at IS NULL;
-CREATE INDEX IF NOT EXISTS findings_unsent_images
-    ON findings (grade DESC, captured_at_utc, id)
+-- The images the publisher sends next (queries.unsent_image_rows), in its order and covering
+-- its columns. image_state leads although the WHERE fixes it: without that equality term
+-- SQLite prefers findings_images_by_age, reads every pending image and sorts them each call.
+DROP INDEX IF EXISTS findings_unsent_images;
+CREATE INDEX IF NOT EXISTS findings_images_to_send
+    ON findings (image_state, grade DESC, captured_at_utc, id, image_name, image_bytes, sent_at)
     WHERE sent_at IS NOT NULL AND image_state = 'pending';
 CREATE INDEX IF NOT EXISTS findings_images_by_age
     ON findings (image_state, grade, captured_at_utc, image_bytes);

@@ -67,21 +67,33 @@ def _choose_victims(conn: sqlite3.Connection, need: int) -> list[tuple[str, str,
 
 
 def enforce_limits(
-    conn: sqlite3.Connection, images_dir: Path, cap_bytes: int, min_free_bytes: int
-) -> None:
-    """Delete images until they fit under the cap and the disk keeps its free-space floor."""
+    conn: sqlite3.Connection,
+    images_dir: Path,
+    cap_bytes: int,
+    min_free_bytes: int,
+    *,
+    freeing_bytes: int = 0,
+) -> list[tuple[str, int]]:
+    """Evict images until they fit under the cap and the disk keeps its free-space floor.
+
+    Only the rows change here (committed before this returns); the files are the caller's to
+    delete, as (name, bytes), once it has released the write lock: unlinking hundreds of
+    freshly written files takes most of a second, and writers must not wait for that. A
+    crash in between leaves orphan files (deleted by :func:`tidy` at the next open), never a
+    row pointing at a file that is gone. ``freeing_bytes``: evicted earlier and still being
+    deleted, so already as good as free.
+    """
     (on_disk,) = conn.execute(
         "SELECT COALESCE(MAX(value), 0) FROM counters WHERE name = ?", (IMAGE_BYTES_ON_DISK,)
     ).fetchone()
-    need = max(on_disk - cap_bytes, min_free_bytes - disk_free_bytes(images_dir))
+    free = disk_free_bytes(images_dir) + freeing_bytes
+    need = max(on_disk - cap_bytes, min_free_bytes - free)
     if need <= 0:
-        return
+        return []
     victims = _choose_victims(conn, need)
     for start in range(0, len(victims), _EVICT_BATCH):
         batch = victims[start : start + _EVICT_BATCH]
         size = sum(v[2] for v in batch)
-        # Commit first, delete second: a crash in between leaves an orphan file (deleted at
-        # the next open), never a row pointing at a file that is gone.
         with transaction(conn):
             conn.executemany(
                 "UPDATE findings SET image_state = 'evicted' WHERE id = ?",
@@ -90,14 +102,13 @@ def enforce_limits(
             bump(conn, IMAGES_EVICTED, len(batch))
             bump(conn, EVICTED_BYTES, size)
             bump(conn, IMAGE_BYTES_ON_DISK, -size)
-        for _, name, _ in batch:
-            (images_dir / name).unlink(missing_ok=True)
     if victims:
         log.warning(
-            "outbox: deleted %d images (%d bytes) to stay under the image cap / free-space floor",
+            "outbox: evicting %d images (%d bytes) to stay under the image cap / free-space floor",
             len(victims),
             sum(v[2] for v in victims),
         )
+    return [(name, size) for _, name, size in victims]
 
 
 def tidy(conn: sqlite3.Connection, images_dir: Path) -> None:

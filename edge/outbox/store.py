@@ -7,7 +7,9 @@ missing. Orphans are deleted the next time the outbox is opened by the lock hold
 
 Images of findings the office has are kept after sending (the crew can still look at them,
 and the office may ask again) until the cap or the free-space floor needs the room: then
-sent images go first, then unsent ones, each lowest grade first, oldest first.
+sent images go first, then unsent ones, each lowest grade first, oldest first. Their rows
+are committed under the write lock, the files deleted after it is released
+(edge.outbox.unlinking), so that a writer never waits for hundreds of unlinks.
 
 Records the office has had for longer than ``keep_sent_s`` are deleted with their images
 (edge.outbox.retention): at open, then at most every few minutes on the back of a mark_*_sent
@@ -40,6 +42,7 @@ from edge.outbox.queries import (
 from edge.outbox.retention import Pruned, Retention
 from edge.outbox.schema import DB_NAME, IMAGES_DIR, DataDirLock, OutboxError, open_database
 from edge.outbox.space import bump, disk_free_bytes, enforce_limits, tidy, transaction
+from edge.outbox.unlinking import EvictedFiles, unlink_file
 from edge.status import OutboxStatus
 from edge.types import Finding, Fix
 
@@ -61,6 +64,7 @@ class Outbox:
         keep_sent_s: float | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        unlink: Callable[[Path], None] = unlink_file,
     ) -> None:
         self.data_dir = data_dir
         self.db_path = data_dir / DB_NAME
@@ -75,6 +79,7 @@ class Outbox:
             else Retention(keep_sent_s, clock=clock, monotonic=monotonic)
         )
         self._wlock = threading.Lock()
+        self._evicted = EvictedFiles(self.images_dir, unlink)
         self._rlock = threading.Lock()
         self._writes = 0  # bumped by every change, so that stats() knows its cache is stale
         self._stats_cache: tuple[int, float, OutboxStatus] | None = None
@@ -92,9 +97,8 @@ class Outbox:
             if self._lock_file.owner:
                 with self._wlock:
                     tidy(self._wconn, self.images_dir)
-                    enforce_limits(
-                        self._wconn, self.images_dir, self.image_cap_bytes, self.min_free_bytes
-                    )
+                    evicted = self._evict()
+                self._evicted.delete(evicted)
             self.prune_sent()
         except BaseException as exc:
             for conn in opened:
@@ -115,12 +119,14 @@ class Outbox:
         keep_sent_s: float | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        unlink: Callable[[Path], None] = unlink_file,
     ) -> Outbox:
         """Open (creating if needed) the outbox in ``data_dir``; raises OutboxError.
 
         ``keep_sent_s``: delete what the office has had for longer (see the module
         docstring); None keeps everything (tools that open an outbox without its config).
-        ``clock`` (Unix seconds) and ``monotonic`` are for tests.
+        ``clock`` (Unix seconds), ``monotonic`` and ``unlink`` (how an evicted image file is
+        deleted) are for tests.
         """
         data_dir = Path(data_dir)
         try:
@@ -135,6 +141,7 @@ class Outbox:
             keep_sent_s=keep_sent_s,
             clock=clock,
             monotonic=monotonic,
+            unlink=unlink,
         )
 
     @classmethod
@@ -184,6 +191,7 @@ class Outbox:
             ).fetchone()
             if exists:
                 return False
+            # An id is new here, so no evicted file of this name can still be waiting.
             image_name, image_bytes = None, 0
             if jpeg is not None:
                 image_name, image_bytes = store_image(self.images_dir, finding, jpeg)
@@ -201,8 +209,9 @@ class Outbox:
                 written = self._frame_counts.write(conn)
             self._frame_counts.written(written)
             self._writes += 1
-            enforce_limits(self._wconn, self.images_dir, self.image_cap_bytes, self.min_free_bytes)
-            return inserted
+            evicted = self._evict()
+        self._evicted.delete(evicted)
+        return inserted
 
     def replace_unsent(self, finding: Finding, jpeg: bytes | None) -> bool:
         """Update a stored finding that the broker has not acknowledged yet: a repeat sighting
@@ -218,6 +227,9 @@ class Outbox:
                 return False
             image = old
             if jpeg is not None:
+                # Its old image may have been evicted and still be on its way out under the
+                # very name store_image writes: that late unlink must not hit the new file.
+                self._evicted.wait_gone(f"{finding.id}.jpg")
                 new_name, new_bytes = store_image(self.images_dir, finding, jpeg)
                 if new_name is not None:
                     image = (new_name, new_bytes, "pending")
@@ -289,6 +301,20 @@ class Outbox:
         return self._mark(rows.MARK_TRACK_SENT, point_ids)
 
     # --- disk limits and retention ---------------------------------------------------------
+
+    def _evict(self) -> list[tuple[str, int]]:
+        """Commit evictions (the caller holds the write lock); returns the files for
+        ``self._evicted.delete`` once the caller has released it."""
+        victims = enforce_limits(
+            self._wconn,
+            self.images_dir,
+            self.image_cap_bytes,
+            self.min_free_bytes,
+            freeing_bytes=self._evicted.freeing_bytes,
+        )
+        if victims:
+            self._writes += 1
+        return self._evicted.claim(victims)
 
     def prune_sent(self) -> Pruned:
         """Run a retention pass now (it also runs by itself; see the module docstring).
