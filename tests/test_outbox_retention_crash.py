@@ -126,11 +126,8 @@ def test_kill_9_while_pruning_leaves_a_sound_outbox(tmp_path: Path) -> None:
     seed = int(os.environ.get("ROADPATROL_CRASH_SEED", time.time_ns() % 100_000))
     rng = random.Random(seed)
     env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
-    states = []
-    for round_no, base_delay in enumerate((0.01, 0.05, 0.1, 0.2, 0.4, 0.8)):
-        where = f"seed {seed} round {round_no}"
-        data_dir = tmp_path / f"round{round_no}"
-        shutil.copytree(template, data_dir)
+
+    def start_pruner(data_dir: Path) -> subprocess.Popen[str]:
         child = subprocess.Popen(
             [sys.executable, str(script), str(data_dir), str(wall.now + DAY_S)],
             stdout=subprocess.PIPE,
@@ -141,7 +138,23 @@ def test_kill_9_while_pruning_leaves_a_sound_outbox(tmp_path: Path) -> None:
         assert child.stdout is not None
         first = child.stdout.readline()
         assert first == "ready\n", first + (child.stderr.read() if child.stderr else "")
-        time.sleep(base_delay * rng.uniform(0.7, 1.3))
+        return child
+
+    # Kill at fractions of how long a whole pass takes on this machine, not at fixed delays,
+    # so that the kills land inside the pruning on a fast machine as on a slow one.
+    shutil.copytree(template, tmp_path / "timing")
+    timing = start_pruner(tmp_path / "timing")
+    started = time.monotonic()
+    assert timing.stdout is not None and timing.stdout.readline() == "done\n"
+    whole_s = time.monotonic() - started
+    timing.wait(10)
+    states = []
+    for round_no, share in enumerate((0.05, 0.2, 0.35, 0.5, 0.7, 0.9)):
+        where = f"seed {seed} round {round_no} (whole pass {whole_s:.3f} s)"
+        data_dir = tmp_path / f"round{round_no}"
+        shutil.copytree(template, data_dir)
+        child = start_pruner(data_dir)
+        time.sleep(whole_s * share * rng.uniform(0.8, 1.2))
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
         left, orphans = check_sound(data_dir, kinds, where)
