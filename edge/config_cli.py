@@ -21,6 +21,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    missing = missing_files(config)
+    if missing:
+        # Valid, and `run` would still record, but not as the technician meant it to.
+        print(f"{args.file}: {len(missing)} problem(s):", file=sys.stderr)
+        for problem in missing:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     if args.json:
         print(config.model_dump_json(indent=2))
     else:
@@ -29,6 +36,26 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"gps {config.gps.source}, mqtt {'on' if config.mqtt.enabled else 'off'})"
         )
     return 0
+
+
+def missing_files(config: AppConfig) -> list[str]:
+    """Files and folders the config names that are not there (paths already resolved)."""
+    wanted: list[tuple[str, Path | None, bool]] = []
+    if config.gps.source == "nmea_file":
+        wanted.append(("gps.nmea_file", config.gps.nmea_file, False))
+    if config.camera.source in ("file", "folder"):
+        wanted.append(("camera.path", config.camera.path, config.camera.source == "folder"))
+    wanted.append(("model.package", config.model.package, False))
+    wanted += [("model.trusted_keys", key, False) for key in config.model.trusted_keys]
+    problems = []
+    for field, path, is_folder in wanted:
+        if path is None:
+            continue
+        if is_folder and not path.is_dir():
+            problems.append(f"{field}: {path}: no such folder")
+        elif not is_folder and not path.is_file():
+            problems.append(f"{field}: {path}: no such file")
+    return problems
 
 
 def _toml_value(value: Any) -> str:

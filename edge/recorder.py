@@ -53,7 +53,7 @@ class Recorder:
         self.started_at_utc = datetime.now(UTC)
         self.outbox = Outbox.from_config(config.vehicle.data_dir, config.outbox)
         self.history = history_for(config.gps)
-        self.gps = GpsThread(open_fix_source(config.gps), self.history)
+        self.gps = GpsThread(open_fix_source(config.gps, keep_going=True), self.history)
         self.capture = CaptureThread.from_config(config.camera)
         self.sampler = DistanceSampler(config.sampling)
         self.models = ActiveModel(config)  # the store's active package, or the shipped one
@@ -186,7 +186,7 @@ class Recorder:
     def _preload_replay(self) -> None:
         """Read a whole NMEA log up front, timed by the receiver's clock rather than by when
         this machine got to parse it, so replayed frames and fixes share one time line."""
-        source = open_fix_source(self.config.gps)
+        source = open_fix_source(self.config.gps, keep_going=True)
         first_utc = None
         next_track_s = 0.0
         try:

@@ -34,12 +34,25 @@ nmea_file = "drive.nmea"
 def test_good_file_passes_and_relative_paths_resolve_beside_it(tmp_path: Path) -> None:
     cfg = tmp_path / "rp.toml"
     cfg.write_text(GOOD)
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "drive.nmea").write_text("")
     result = roadpatrol("config", "check", str(cfg))
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout and "chiba-07" in result.stdout
     config = load_config(cfg)
     assert config.vehicle.data_dir == tmp_path / "data"
     assert config.camera.path == tmp_path / "frames"
+
+
+def test_files_the_config_names_must_be_there(tmp_path: Path) -> None:
+    cfg = tmp_path / "rp.toml"
+    cfg.write_text(GOOD)
+    (tmp_path / "frames").write_text("a file, not the image folder")
+    result = roadpatrol("config", "check", str(cfg))
+    assert result.returncode == 1
+    assert f"gps.nmea_file: {tmp_path / 'drive.nmea'}: no such file" in result.stderr
+    assert f"camera.path: {tmp_path / 'frames'}: no such folder" in result.stderr
+    assert "2 problem(s)" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unknown_key_is_named_with_its_line(tmp_path: Path) -> None:

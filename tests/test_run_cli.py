@@ -115,6 +115,35 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert json.loads(status.stdout)["stored"] == len(_committed_ids(db))
 
 
+def test_an_unreadable_nmea_log_is_reported_and_recording_goes_on(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    missing = tmp_path / "nope.nmea"
+    cfg.write_text(cfg.read_text().replace(str(DEMO / "chiba_drive.nmea"), str(missing)))
+    proc = subprocess.Popen(
+        [EXE, "run", "--headless", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = tmp_path / "data" / "outbox.sqlite3"
+    try:
+        deadline = time.monotonic() + 90
+        while not _committed_ids(db) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the recorder stopped"
+        assert _committed_ids(db), "nothing recorded without a GPS"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert f"gps.nmea_file: cannot read NMEA log {missing}" in stderr
+    assert "Traceback" not in stderr
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    payloads = [json.loads(p) for (p,) in conn.execute("SELECT payload FROM findings")]
+    conn.close()
+    assert payloads and all(p["position"] is None for p in payloads)  # kept, ungeotagged
+
+
 def test_demo_headless_json_summary_matches_the_outbox(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     result = subprocess.run(

@@ -9,6 +9,7 @@ by config; ``history_for(cfg.gps)`` makes the FixHistory with the configured lim
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from edge.gps.config import GpsConfig
@@ -21,21 +22,31 @@ from edge.gps.sources import (
     NmeaReplaySource,
     SerialNmeaSource,
     SourceStats,
+    UnreadableLogSource,
 )
 from edge.gps.thread import GpsThread
+
+log = logging.getLogger(__name__)
 
 DEMO_TRACK = Path(__file__).resolve().parent.parent / "demo" / "chiba_drive.nmea"
 
 
-def open_fix_source(cfg: GpsConfig) -> FixSource:
-    """The source the config names. Raises FixSourceError only for an unreadable NMEA log;
-    a missing serial device or gpsd is reported in the source's status and retried."""
+def open_fix_source(cfg: GpsConfig, *, keep_going: bool = False) -> FixSource:
+    """The source the config names. A missing serial device or gpsd is reported in the
+    source's status and retried. An unreadable NMEA log raises FixSourceError, unless
+    ``keep_going`` (the recorder: it keeps recording, without fixes, and says why)."""
     if cfg.source == "serial":
         return SerialNmeaSource(cfg.serial_port, cfg.baud)
     if cfg.source == "gpsd":
         return GpsdSource(cfg.gpsd_host, cfg.gpsd_port)
     assert cfg.nmea_file is not None  # the config validator guarantees it
-    return NmeaReplaySource(cfg.nmea_file, speed=cfg.replay_speed)
+    try:
+        return NmeaReplaySource(cfg.nmea_file, speed=cfg.replay_speed)
+    except FixSourceError as exc:
+        if not keep_going:
+            raise
+        log.error("gps.nmea_file: %s; recording goes on without fixes", exc)
+        return UnreadableLogSource(cfg.nmea_file, f"gps.nmea_file: {exc}")
 
 
 def history_for(cfg: GpsConfig) -> FixHistory:

@@ -118,6 +118,28 @@ def read_reconnecting(
         receive((deadline - now) / _NS)
 
 
+class UnreadableLogSource:
+    """Stands in for an NMEA log that cannot be read, so recording goes on without fixes
+    (frames ungeotagged, sampled by time) and the status says why."""
+
+    def __init__(self, path: Path, error: str) -> None:
+        self._stats = SourceStats(name=f"nmea-log:{path}", error=error, ended=True)
+
+    @property
+    def name(self) -> str:
+        return self._stats.name
+
+    def read(self, timeout_s: float) -> Fix | None:
+        del timeout_s
+        raise EndOfFixes(self._stats.error or "unreadable NMEA log")
+
+    def stats(self) -> SourceStats:
+        return self._stats
+
+    def close(self) -> None:
+        pass
+
+
 class NmeaReplaySource:
     """An NMEA log replayed at the receiver's own pace (``speed`` × real time; 0 = no waiting).
 
