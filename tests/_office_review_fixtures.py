@@ -1,7 +1,8 @@
 """An office database filled over a real mosquitto from a real outbox, for the review tests.
 
 Built once per test module (a broker, a receiver, a drain of real road images), then copied for
-each test, which reviews and exports its own copy.
+each test, which reviews and exports its own copy. ``office_pair`` adds a second vehicle that saw
+one crack twice (``pair_findings``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 import json
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,9 +31,22 @@ from edge.types import Damage, Finding
 from sync.drain import drain
 
 VEHICLE = "veh-rev"
+VEHICLE_TWO = "veh-two"
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 METRE_LAT = 1 / 111_195  # degrees of latitude per metre
 NO_IMAGE = 5  # the index of the finding sent without an image
+
+# The export's columns before reviews existed: a stable interface that must not move.
+OLD_FINDING_COLUMNS = [
+    "id", "vehicle_id", "boot_id", "seq", "captured_at_utc", "grade", "type_codes", "lat_deg",
+    "lon_deg", "model_id", "origin", "sightings", "site_ids", "image_path", "received_at_utc",
+]  # fmt: skip
+OLD_SITE_COLUMNS = [
+    "site_id", "type_code", "lat_deg", "lon_deg", "sightings", "max_grade", "first_seen_utc",
+    "last_seen_utc", "vehicles", "last_finding_id", "image_path",
+]  # fmt: skip
+REVIEW_FIELDS = ["review_verdict", "reviewed_grade", "reviewed_types", "reviewed_by",
+                 "reviewed_at_utc", "office_grade"]  # fmt: skip
 
 
 def _findings() -> list[Finding]:
@@ -61,36 +75,67 @@ def _findings() -> list[Finding]:
     return out
 
 
+def pair_findings() -> list[Finding]:
+    """A second vehicle's two sightings of one crack (D00, grade 1), 3 m apart and 200 m from
+    any other finding: one D00 site with two sightings on arrival."""
+    return [
+        make_finding(
+            VEHICLE_TWO, i, grade=1, type_code="D00", lat_deg=35.6 + north_m * METRE_LAT,
+            lon_deg=140.1, captured_at_utc=T0 + timedelta(minutes=10 + i),
+        )
+        for i, north_m in enumerate((800.0, 803.0))
+    ]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ReceivedOffice:
     office_dir: Path  # office.sqlite3 + images/, as the receiver left them
     outbox_backup: Path  # the vehicle's outbox before it was drained: a re-send of everything
     findings: list[Finding]
     jpegs: dict[str, bytes]  # finding id → the JPEG the vehicle sent
+    pair: list[Finding] = field(default_factory=list)  # VEHICLE_TWO's, with ``with_pair``
+    pair_outbox_backup: Path | None = None  # VEHICLE_TWO's outbox before it was drained
 
 
-def fill_and_drain(workdir: Path) -> ReceivedOffice:
-    findings = _findings()
-    images = road_jpegs(len(findings))  # full-size 512×512 road frames: the model reads them
-    jpegs = {f.id: images[i] for i, f in enumerate(findings) if i != NO_IMAGE}
-    data_dir = workdir / "outbox"
+def _fill(data_dir: Path, findings: list[Finding], jpegs: dict[str, bytes]) -> Path:
+    """Fill an outbox; returns a copy of it as filled (a later re-send of everything)."""
     with open_outbox(data_dir) as outbox:
         for f in findings:
             assert outbox.add(f, jpegs.get(f.id))
-    backup = workdir / "outbox-backup"
+    backup = data_dir.with_name(f"{data_dir.name}-backup")
     shutil.copytree(data_dir, backup)
+    return backup
+
+
+def fill_and_drain(workdir: Path, *, with_pair: bool = False) -> ReceivedOffice:
+    findings = _findings()
+    images = road_jpegs(len(findings))  # full-size 512×512 road frames: the model reads them
+    jpegs = {f.id: images[i] for i, f in enumerate(findings) if i != NO_IMAGE}
+    pair = pair_findings() if with_pair else []
+    jpegs.update({f.id: images[i] for i, f in enumerate(pair)})
+    outboxes = {VEHICLE: workdir / "outbox", VEHICLE_TWO: workdir / "outbox-two"}
+    backup = _fill(outboxes[VEHICLE], findings, jpegs)
+    pair_backup = _fill(outboxes[VEHICLE_TWO], pair, jpegs) if with_pair else None
     broker = Broker(workdir / "broker")
     broker.start()
     try:
         with Office(workdir / "office", mqtt_cfg(broker.port), client_id="office-review") as office:
-            with open_outbox(data_dir) as outbox:
-                result = drain(mqtt_cfg(broker.port), outbox, VEHICLE, timeout_s=60)
-            assert result.remaining == 0, result
+            for vehicle in (VEHICLE, VEHICLE_TWO) if with_pair else (VEHICLE,):
+                with open_outbox(outboxes[vehicle]) as outbox:
+                    result = drain(mqtt_cfg(broker.port), outbox, vehicle, timeout_s=60)
+                assert result.remaining == 0, result
             assert wait_until(lambda: office.store.counts().images == len(jpegs), 20)
-            assert office.store.finding_ids() == {f.id for f in findings}
+            assert office.store.finding_ids() == {f.id for f in findings + pair}
     finally:
         broker.kill()
-    return ReceivedOffice(workdir / "office", backup, findings, jpegs)
+    return ReceivedOffice(workdir / "office", backup, findings, jpegs, pair, pair_backup)
+
+
+def _copy(received: ReceivedOffice, tmp_path: Path) -> ReceivedOffice:
+    """A private copy of the received office for one test."""
+    copy = tmp_path / "office"
+    shutil.copytree(received.office_dir, copy)
+    return dataclasses.replace(received, office_dir=copy)
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +145,17 @@ def received(tmp_path_factory: pytest.TempPathFactory) -> ReceivedOffice:
 
 @pytest.fixture
 def office(received: ReceivedOffice, tmp_path: Path) -> Iterator[ReceivedOffice]:
-    """A private copy of the received office for one test."""
-    copy = tmp_path / "office"
-    shutil.copytree(received.office_dir, copy)
-    yield dataclasses.replace(received, office_dir=copy)
+    yield _copy(received, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def received_pair(tmp_path_factory: pytest.TempPathFactory) -> ReceivedOffice:
+    return fill_and_drain(tmp_path_factory.mktemp("received-pair"), with_pair=True)
+
+
+@pytest.fixture
+def office_pair(received_pair: ReceivedOffice, tmp_path: Path) -> Iterator[ReceivedOffice]:
+    yield _copy(received_pair, tmp_path)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -12,24 +12,22 @@ from pathlib import Path
 
 import pytest
 from _mqtt_fixtures import Broker, Office, broker, mqtt_cfg, open_outbox, wait_until
-from _office_review_fixtures import VEHICLE, ReceivedOffice, apply_reviews, cli, office, received
+from _office_review_fixtures import (
+    OLD_FINDING_COLUMNS,
+    OLD_SITE_COLUMNS,
+    REVIEW_FIELDS,
+    VEHICLE,
+    ReceivedOffice,
+    apply_reviews,
+    cli,
+    office,
+    received,
+)
 
 from sync.drain import drain
 from sync.office.store import OfficeStore
 
 __all__ = ["broker", "office", "received"]
-
-# The export's columns before reviews existed: a stable interface that must not move.
-OLD_FINDING_COLUMNS = [
-    "id", "vehicle_id", "boot_id", "seq", "captured_at_utc", "grade", "type_codes", "lat_deg",
-    "lon_deg", "model_id", "origin", "sightings", "site_ids", "image_path", "received_at_utc",
-]  # fmt: skip
-OLD_SITE_COLUMNS = [
-    "site_id", "type_code", "lat_deg", "lon_deg", "sightings", "max_grade", "first_seen_utc",
-    "last_seen_utc", "vehicles", "last_finding_id", "image_path",
-]  # fmt: skip
-REVIEW_FIELDS = ["review_verdict", "reviewed_grade", "reviewed_types", "reviewed_by",
-                 "reviewed_at_utc", "office_grade"]  # fmt: skip
 
 
 def _db(office: ReceivedOffice) -> Path:
@@ -108,7 +106,7 @@ def test_export_carries_the_review_beside_what_the_vehicle_said(
     rc, out, _ = cli(capsys, "office", "export", "--db", str(db), "--format", "csv")
     assert rc == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0].keys()) == OLD_FINDING_COLUMNS + REVIEW_FIELDS
+    assert list(rows[0].keys()) == OLD_FINDING_COLUMNS + REVIEW_FIELDS + ["review_note"]
     row = next(r for r in rows if r["id"] == ids[0])
     assert (row["grade"], row["review_verdict"], row["office_grade"]) == ("3", "not_damage", "0")
     assert row["reviewed_grade"] == "" and row["reviewed_types"] == ""
@@ -144,17 +142,24 @@ def test_sites_take_the_reviews_and_a_dismissed_site_is_not_reported(
     after = sites()
     kept = {s["site_id"]: s for s in after}
     assert pothole["site_id"] not in kept  # both sightings dismissed
-    assert not any(s["last_finding_id"] == ids[2] for s in after)  # no longer a D20 there
+    # The crack corrected to a pothole left its D20 site (now empty, gone) for a D40 site.
+    moved = [s for s in after if s["last_finding_id"] == ids[2]]
+    assert [(s["type_code"], s["sightings"], s["max_grade"], s["office_grade"]) for s in moved] == [
+        ("D40", "1", "3", "3")
+    ]
     multi = {s["type_code"]: s for s in after if s["last_finding_id"] == ids[4]}
     assert set(multi) == {"D00", "D40"}
     assert (multi["D40"]["office_grade"], multi["D40"]["review_verdict"]) == ("3", "confirmed")
     assert multi["D00"]["office_grade"] == "1" and multi["D40"]["reviewed_sightings"] == "1"
-    crack = next(s for s in after if s["last_finding_id"] == ids[3])
-    assert (crack["max_grade"], crack["office_grade"], crack["reviewed_by"]) == ("1", "1", "yuki")
+    crack = {s["type_code"]: s for s in after if s["last_finding_id"] == ids[3]}
+    assert set(crack) == {"D00", "D10"}  # corrected to D00+D10: it also formed a D10 site
+    assert (crack["D00"]["max_grade"], crack["D00"]["office_grade"]) == ("1", "1")
+    assert (crack["D10"]["max_grade"], crack["D10"]["reviewed_by"]) == ("1", "yuki")
     unreviewed = next(s for s in after if s["last_finding_id"] == ids[7])
     assert unreviewed["review_verdict"] == "" and unreviewed["office_grade"] == "1"
-    assert [s["type_code"] for s in sites("--min-grade", "3")] == ["D40"]
-    assert len(after) == len(before) - 3  # the pothole, the D20 and the grade-0 D10 sites
+    assert [s["type_code"] for s in sites("--min-grade", "3")] == ["D40", "D40"]
+    # Gone: the pothole, the D20 and the grade-0 D10 sites; new: a D40 and a D10 site.
+    assert len(after) == len(before) - 3 + 2
 
 
 def test_bad_reviews_name_the_value_exit_2_and_write_nothing(

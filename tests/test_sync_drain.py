@@ -111,7 +111,8 @@ def test_kill_9_at_random_moments_and_broker_restarts_lose_nothing(tmp_path: Pat
     broker = Broker(tmp_path / "broker")
     broker.start()
     data_dir = tmp_path / "data"
-    count, image_every = 3000, 3
+    # Big enough that 12 drains killed early still leave a backlog for the last one.
+    count, image_every = 6000, 3
     findings = fill_outbox(
         data_dir, VEHICLE, count, road_jpegs(8, side_px=64), image_every=image_every
     )
@@ -134,6 +135,7 @@ def test_kill_9_at_random_moments_and_broker_restarts_lose_nothing(tmp_path: Pat
         ):
             for round_no in range(12):
                 before = left(watched)
+                assert before > 0, f"the backlog ran out after {kills} kills ({seed})"
                 log = (tmp_path / f"drain-{round_no}.log").open("w")
                 proc = subprocess.Popen(_drain_cmd(*args), stdout=log, stderr=log)
                 try:
@@ -144,10 +146,11 @@ def test_kill_9_at_random_moments_and_broker_restarts_lose_nothing(tmp_path: Pat
                         restarts += 1
                         mid = left(watched)
                         assert wait_until(lambda m=mid: left(watched) < m, 60), f"seed {seed}"
-                    time.sleep(rng.uniform(0.0, 0.15))
+                    time.sleep(rng.uniform(0.0, 0.1))
                     assert proc.poll() is None, f"backlog drained before kill {kills} ({seed})"
                     proc.kill()
                     kills += 1
+                    print(f"round {round_no}: {before} -> {left(watched)} left", flush=True)
                 finally:
                     proc.kill()
                     proc.wait()

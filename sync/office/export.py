@@ -3,8 +3,10 @@
 One feature per finding, or with ``sites`` one per damage site. Findings without a position are
 kept in GeoJSON with a null geometry (valid GeoJSON) and in CSV with empty coordinates.
 The columns up to ``received_at_utc`` / ``image_path`` are a stable interface; the office review
-columns (``REVIEW_COLUMNS``, see sync.office.review) follow them, and ``--min-grade`` filters on
-the office grade. How a site takes its findings' reviews: see ``site_review``.
+columns (``REVIEW_COLUMNS``, see sync.office.review) follow them (per finding, then the current
+review's ``review_note``), and ``--min-grade`` filters on the office grade. How a site takes
+its findings' reviews: see ``site_review``; how a correction moves a finding between sites:
+``site_membership``.
 """
 
 from __future__ import annotations
@@ -16,19 +18,18 @@ from typing import Any, TextIO
 
 from edge.serialize import FindingFormatError, format_utc, parse_utc
 from sync.office.review import (
-    CURRENT_REVIEW_JOIN,
     OFFICE_GRADE_SQL,
     REVIEW_COLUMNS,
     REVIEW_SELECT,
     ensure_reviews_readable,
 )
 from sync.office.site_review import SITE_REVIEW_COLUMNS, review_sites
-from sync.office.store import OfficeStore
+from sync.office.store import CURRENT_REVIEW_JOIN, OfficeStore
 
 FINDING_COLUMNS = (
     "id", "vehicle_id", "boot_id", "seq", "captured_at_utc", "grade", "type_codes",
     "lat_deg", "lon_deg", "model_id", "origin", "sightings", "site_ids", "image_path",
-    "received_at_utc", *REVIEW_COLUMNS,
+    "received_at_utc", *REVIEW_COLUMNS, "review_note",
 )  # fmt: skip
 SITE_COLUMNS = (
     "site_id", "type_code", "lat_deg", "lon_deg", "sightings", "max_grade", "first_seen_utc",

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from sync.office.review import (
-    CURRENT_REVIEW_JOIN,
     OFFICE_GRADE_SQL,
     TYPE_CODES,
     TYPE_DEFAULT_GRADE,
@@ -33,7 +32,7 @@ from sync.office.review import (
     ensure_reviews_readable,
     vehicle_damages,
 )
-from sync.office.store import OfficeStore
+from sync.office.store import CURRENT_REVIEW_JOIN, OfficeStore
 
 NONE_LABEL = "none"  # the folder `model evaluate --folders` reads as "no damage"
 LABELS = (*TYPE_CODES, NONE_LABEL)

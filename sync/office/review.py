@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.serialize import format_utc
-from sync.office.store import OfficeStore
+from sync.office.site_membership import resite_finding
+from sync.office.store import CURRENT_REVIEW_JOIN, OfficeStore
 
 VERDICTS = ("confirmed", "corrected", "not_damage")
 TYPE_CODES = ("D00", "D10", "D20", "D40")
@@ -26,16 +27,15 @@ TYPE_DEFAULT_GRADE = {"D00": 1, "D10": 1, "D20": 2, "D40": 3}
 # Ties between types of equal grade go to the more severe kind of damage.
 TYPE_PRECEDENCE = {"D00": 0, "D10": 1, "D20": 2, "D40": 3}
 
-# SQL pieces for any query over ``findings f``: its current review as ``r``, and the office grade.
-CURRENT_REVIEW_JOIN = (
-    "LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE finding_id = f.id)"
-)
+# SQL pieces for any query over ``findings f`` joined to its current review ``r``
+# (CURRENT_REVIEW_JOIN, from the store): the office grade, and the review's columns.
 OFFICE_GRADE_SQL = (
     "(CASE r.verdict WHEN 'corrected' THEN r.grade WHEN 'not_damage' THEN 0 ELSE f.grade END)"
 )
 REVIEW_SELECT = (
     "r.verdict AS review_verdict, r.grade AS reviewed_grade, r.type_codes AS reviewed_types, "
-    f"r.reviewer AS reviewed_by, r.reviewed_at_utc, {OFFICE_GRADE_SQL} AS office_grade"
+    f"r.reviewer AS reviewed_by, r.reviewed_at_utc, {OFFICE_GRADE_SQL} AS office_grade, "
+    "r.note AS review_note"
 )
 REVIEW_COLUMNS = (
     "review_verdict", "reviewed_grade", "reviewed_types", "reviewed_by", "reviewed_at_utc",
@@ -111,7 +111,8 @@ def add_review(
     """Validate and store one review; nothing is written when ReviewError is raised.
 
     A correction without ``type_codes`` keeps the vehicle's types, written into the review so
-    that the row says in full what the office decided.
+    that the row says in full what the office decided. The finding's damage sites follow the
+    review in the same transaction (``site_membership``).
     """
     if verdict not in VERDICTS:
         raise ReviewError(f"verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
@@ -145,15 +146,17 @@ def add_review(
         note=note,
         reviewed_at_utc=format_utc(datetime.now(UTC)),
     )
-    store.insert(
-        "INSERT INTO reviews (finding_id, verdict, grade, type_codes, reviewer, note, "
-        "reviewed_at_utc) VALUES (?,?,?,?,?,?,?)",
-        (
-            review.finding_id, review.verdict, review.grade,
-            ",".join(review.type_codes) if verdict == "corrected" else None,
-            review.reviewer, review.note, review.reviewed_at_utc,
-        ),
-    )  # fmt: skip
+    with store.transaction():
+        store.execute(
+            "INSERT INTO reviews (finding_id, verdict, grade, type_codes, reviewer, note, "
+            "reviewed_at_utc) VALUES (?,?,?,?,?,?,?)",
+            (
+                review.finding_id, review.verdict, review.grade,
+                ",".join(review.type_codes) if verdict == "corrected" else None,
+                review.reviewer, review.note, review.reviewed_at_utc,
+            ),
+        )  # fmt: skip
+        resite_finding(store, finding_id)
     return review
 
 

@@ -49,6 +49,9 @@ def add_review_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                         "(default: the vehicle's)")  # fmt: skip
     review.add_argument("--by", default=None, help="reviewer's name (default: login name)")
     review.add_argument("--note", default="", help="free text kept with the review")
+    review.add_argument("--site-radius-m", type=float, default=5.0,
+                        help="a corrected type joins a damage site this close (give the same as "
+                        "`office receive`)")  # fmt: skip
     review.add_argument("--list", action="store_true", help="list findings instead")
     review.add_argument("--unreviewed", action="store_true", help="with --list: only unreviewed")
     review.add_argument("--min-grade", type=int, default=0, metavar="N",
@@ -70,12 +73,14 @@ def add_review_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     graded.set_defaults(handler=_export_graded)
 
 
-def _open(db: Path, images: Path | None, *, read_only: bool, command: str) -> OfficeStore | None:
+def _open(
+    db: Path, images: Path | None, *, read_only: bool, command: str, radius_m: float = 5.0
+) -> OfficeStore | None:
     if not db.is_file():  # a writable open would create it: a typo must not make a new office
         print(f"roadpatrol office {command}: office database {db}: no such file", file=sys.stderr)
         return None
     try:
-        return OfficeStore(db, images, read_only=read_only)
+        return OfficeStore(db, images, read_only=read_only, site_radius_m=radius_m)
     except StoreError as exc:
         print(f"roadpatrol office {command}: {exc}", file=sys.stderr)
         return None
@@ -99,8 +104,10 @@ def _review(args: argparse.Namespace) -> int:
             raise UsageError(f"--types {args.types}: goes with --grade N only")
         if args.grade is not None and not 0 <= args.grade <= 3:
             raise UsageError(f"--grade {args.grade}: must be 0, 1, 2 or 3")
+        if not args.site_radius_m > 0:
+            raise UsageError(f"--site-radius-m {args.site_radius_m}: must be positive")
     # Read-only for --list: listing must work on a database the receiver holds or we may not write.
-    store = _open(args.db, None, read_only=args.list, command="review")
+    store = _open(args.db, None, read_only=args.list, command="review", radius_m=args.site_radius_m)
     if store is None:
         return 1
     try:

@@ -1,11 +1,13 @@
 """How the office's reviews of findings carry over to the damage sites those findings formed.
 
-Sites are formed at ingest from what the vehicles said, one per damage type and place; a review
-never moves a finding between sites. For a site of type T, each of its findings counts with:
+Sites are formed at ingest from what the vehicles said, one per damage type and place; a
+correction that names types moves the finding to sites of those types (``site_membership``),
+while ``not_damage`` and a correction to grade 0 leave it where it was. For a site of type T,
+each of its findings counts with:
 
 - unreviewed or confirmed: the vehicle's grade for T (as at ingest);
-- corrected: the corrected grade if the correction still names T (or the site is a crew-marked
-  ``manual`` site), else 0: the office says this sighting is not a T;
+- corrected: the corrected grade (membership guarantees the correction names T, or the site is
+  the finding's own: a crew-marked ``manual`` site, or one it stays in at grade 0), else 0;
 - not_damage: 0.
 
 The site's ``office_grade`` is the highest of these. A site every sighting of which the office
@@ -18,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.office.review import CURRENT_REVIEW_JOIN, REVIEW_COLUMNS, vehicle_damages
-from sync.office.store import MANUAL_TYPE, OfficeStore
+from sync.office.review import REVIEW_COLUMNS, vehicle_damages
+from sync.office.store import CURRENT_REVIEW_JOIN, MANUAL_TYPE, OfficeStore
 
 SITE_REVIEW_COLUMNS = (*REVIEW_COLUMNS, "reviewed_sightings")
 _REVIEW_FIELDS = REVIEW_COLUMNS[:-1]  # all but office_grade, which a site computes itself

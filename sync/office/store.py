@@ -4,7 +4,8 @@ Every write is idempotent on the sender's identity (finding id; vehicle, time an
 points), because MQTT QoS 1 delivers at least once and vehicles resend after every reconnect.
 A finding joins the nearest damage site of the same type within ``site_radius_m`` (across
 passes and vehicles) in the same transaction that stores it, so a repeat delivery never counts
-as another sighting.
+as another sighting. An office correction of its types moves it between sites the same way
+(``sync.office.site_membership``).
 """
 
 from __future__ import annotations
@@ -102,6 +103,19 @@ CREATE TABLE IF NOT EXISTS reviews (
 );
 CREATE INDEX IF NOT EXISTS reviews_finding ON reviews (finding_id, id);
 """
+# For any query over ``findings f``: its current review as ``r`` (null columns when unreviewed).
+CURRENT_REVIEW_JOIN = (
+    "LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE finding_id = f.id)"
+)
+
+
+def vehicle_site_grades(payload: dict[str, Any]) -> dict[str, int]:
+    """The site types of a finding as the vehicle sent it, each with its highest damage grade;
+    a crew mark that names no type forms a ``manual`` site with the finding's grade."""
+    grades: dict[str, int] = {}
+    for d in payload["damages"]:
+        grades[d["type_code"]] = max(grades.get(d["type_code"], 0), int(d["grade"]))
+    return dict(sorted(grades.items())) or {MANUAL_TYPE: int(payload["grade"])}
 
 
 class StoreError(Exception):
@@ -187,7 +201,7 @@ class OfficeStore:
         pos = payload["position"]
         lat, lon = (pos["lat_deg"], pos["lon_deg"]) if pos else (None, None)
         types = sorted({d["type_code"] for d in payload["damages"]})
-        with self._transaction():
+        with self.transaction():
             self._db.execute(
                 "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,1) "
                 "ON CONFLICT(id) DO UPDATE SET deliveries = deliveries + 1",
@@ -198,23 +212,18 @@ class OfficeStore:
                     json.dumps(payload, separators=(",", ":")), _now(),
                 ),
             )  # fmt: skip
-            new = self._deliveries(fid) == 1  # the upsert counts repeats
+            row = self._db.execute("SELECT deliveries FROM findings WHERE id=?", (fid,)).fetchone()
+            new = row[0] == 1  # the upsert counts repeats
             if new and lat is not None and lon is not None:
-                for type_code in types or [MANUAL_TYPE]:
-                    grade = max(
-                        (d["grade"] for d in payload["damages"] if d["type_code"] == type_code),
-                        default=payload["grade"],
-                    )
-                    self._join_site(fid, type_code, lat, lon, grade, captured)
+                for type_code, grade in vehicle_site_grades(payload).items():
+                    self.join_site(fid, type_code, lat, lon, grade, captured)
         return new
 
-    def _deliveries(self, fid: str) -> int:
-        row = self._db.execute("SELECT deliveries FROM findings WHERE id=?", (fid,)).fetchone()
-        return int(row[0])
-
-    def _join_site(
+    def join_site(
         self, fid: str, type_code: str, lat: float, lon: float, grade: int, seen: str
-    ) -> None:
+    ) -> int:
+        """Add a sighting to the nearest site of ``type_code`` within the radius, or found one;
+        returns the site's id. Call inside ``transaction()``."""
         dlat = math.degrees(self.site_radius_m / EARTH_RADIUS_M)
         dlon = dlat / max(0.01, math.cos(math.radians(lat)))
         candidates = self._db.execute(
@@ -245,6 +254,8 @@ class OfficeStore:
         self._db.execute(
             "INSERT OR IGNORE INTO site_findings VALUES (?,?,?)", (fid, type_code, site_id)
         )
+        assert site_id is not None
+        return site_id
 
     def image_path_for(self, vehicle_id: str, finding_id: str) -> Path:
         # Only ids that passed these patterns ever name a file: no separators, no '..'.
@@ -269,7 +280,7 @@ class OfficeStore:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        with self._transaction():
+        with self.transaction():
             self._db.execute(
                 "INSERT OR IGNORE INTO images VALUES (?,?,?,?,?)",
                 (finding_id, vehicle_id, str(path), len(jpeg), _now()),
@@ -279,7 +290,7 @@ class OfficeStore:
     def add_track(self, vehicle_id: str, points: list[dict[str, Any]]) -> int:
         """Store schema-valid track points; returns how many were new."""
         before = self._db.total_changes
-        with self._transaction():
+        with self.transaction():
             # A point is the same point whatever batch carried it: key on time and place.
             now = _now()
             self._db.executemany(
@@ -297,7 +308,7 @@ class OfficeStore:
         return self._db.total_changes - before
 
     def set_status(self, vehicle_id: str, payload: dict[str, Any]) -> None:
-        with self._transaction():
+        with self.transaction():
             self._db.execute(
                 "INSERT INTO vehicle_status VALUES (?,?,?,?) ON CONFLICT(vehicle_id) DO UPDATE "
                 "SET online=excluded.online, payload=excluded.payload, "
@@ -305,15 +316,13 @@ class OfficeStore:
                 (vehicle_id, int(bool(payload["online"])), json.dumps(payload), _now()),
             )
 
-    def _transaction(self) -> _Transaction:
+    def transaction(self) -> _Transaction:
+        """``with store.transaction():`` the writes inside commit together or not at all."""
         return _Transaction(self._db)
 
-    def insert(self, sql: str, params: tuple[Any, ...]) -> int:
-        """One INSERT in its own transaction; returns the new row id."""
-        with self._transaction():
-            row_id = self._db.execute(sql, params).lastrowid
-        assert row_id is not None
-        return row_id
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """One statement; for writes, call inside ``transaction()``."""
+        return self._db.execute(sql, params)
 
     # --- reads ----------------------------------------------------------------------------
 
