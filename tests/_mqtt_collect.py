@@ -3,8 +3,11 @@ subscriber that records what arrives, and waiting for an office in another proce
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from _mqtt_broker import wait_until
 
@@ -102,3 +105,35 @@ def wait_until_office_subscribed(port: int, db: Path, timeout_s: float = 30) -> 
     finally:
         raw.disconnect()
         raw.loop_stop()
+
+
+def first_json_message(
+    port: int,
+    topic: str,
+    accept: Callable[[dict[str, Any]], bool] = lambda doc: True,
+    timeout_s: float = 20,
+) -> dict[str, Any]:
+    """The first JSON message on ``topic`` (retained or live) that ``accept`` takes."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    found: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        doc = json.loads(msg.payload)
+        with lock:
+            if not found and accept(doc):
+                found.append(doc)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_connect = lambda c, *a: c.subscribe(topic, 1)
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert wait_until(lambda: bool(found), timeout_s), f"no matching message on {topic}"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return found[0]

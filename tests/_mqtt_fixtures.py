@@ -8,7 +8,7 @@ road images (_mqtt_data), and the receiving side: office, collector, waits (_mqt
 from __future__ import annotations
 
 from _mqtt_broker import Broker, broker, free_port, mosquitto_binary, mqtt_cfg, wait_until
-from _mqtt_collect import Collector, Office, wait_until_office_subscribed
+from _mqtt_collect import Collector, Office, first_json_message, wait_until_office_subscribed
 from _mqtt_data import (
     SAMPLE_FRAMES,
     SHARED_DATA,
@@ -30,6 +30,7 @@ __all__ = [
     "TcpProxy",
     "broker",
     "fill_outbox",
+    "first_json_message",
     "free_port",
     "make_finding",
     "make_pki",

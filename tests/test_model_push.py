@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 from _model_store_fixtures import (
     SHIPPED_INT8,
@@ -14,8 +12,7 @@ from _model_store_fixtures import (
     make_keys,
     model_ids_by_seq,
 )
-from _mqtt_fixtures import Broker, broker, wait_until
-from paho.mqtt.enums import CallbackAPIVersion
+from _mqtt_fixtures import Broker, broker, first_json_message, wait_until
 
 from edge.cli import main
 from edge.config import AppConfig, ModelConfig, demo_config
@@ -50,24 +47,12 @@ def setup(tmp_path: Path, broker: Broker) -> tuple[AppConfig, Path, Path]:
     return config, new, tmp_path / "stranger" / "model-signing.key"
 
 
+def _result_topic(config: AppConfig) -> str:
+    return f"roadpatrol/v1/{config.vehicle.vehicle_id}/model/result"
+
+
 def _push(package: Path, port: int, *target: str) -> int:
     return main(["office", "push-model", str(package), *target, "--broker", f"127.0.0.1:{port}"])
-
-
-def _retained(port: int, topic: str) -> dict[str, object]:
-    got: list[bytes] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.on_connect = lambda c, *a: c.subscribe(topic, 1)
-    client.on_message = lambda c, u, m: got.append(bytes(m.payload))
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        assert wait_until(lambda: bool(got), 10)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    result: dict[str, object] = json.loads(got[-1])
-    return result
 
 
 def test_push_mid_drive_switches_the_model_and_findings_carry_it(
@@ -90,7 +75,7 @@ def test_push_mid_drive_switches_the_model_and_findings_carry_it(
         recorder.stop()
         service.stop()
     assert status.model.error is None
-    result = _retained(broker.port, f"roadpatrol/v1/{config.vehicle.vehicle_id}/model/result")
+    result = first_json_message(broker.port, _result_topic(config))
     assert result["model_id"] == NEW and result["result"] == "installed" and result["active"]
     ids = model_ids_by_seq(config.vehicle.data_dir)
     assert OLD in ids and NEW in ids
@@ -121,7 +106,7 @@ def test_a_retained_fleet_push_signed_by_a_stranger_is_refused_when_the_vehicle_
     # The model in use still grades: no alarm telling the driver to grade by hand.
     assert status.model.error is None and Alert.MODEL_REFUSED not in status.alerts
     assert ModelStore.from_config(config).installed_ids() == [OLD]
-    result = _retained(broker.port, f"roadpatrol/v1/{config.vehicle.vehicle_id}/model/result")
+    result = first_json_message(broker.port, _result_topic(config))
     assert result["result"] == "refused" and result["fleet"] is True
     assert "unknown key" in str(result["reason"])
 

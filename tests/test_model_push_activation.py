@@ -7,18 +7,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from _model_store_fixtures import SHIPPED_INT8, copy_package, make_keys
-from _mqtt_fixtures import Broker, broker, wait_until
+from _mqtt_fixtures import Broker, broker, first_json_message, wait_until
 from _tui_fixtures import pilot_wait, screen_text
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.cli import main
 from edge.config import AppConfig, ModelConfig, demo_config
@@ -72,32 +69,6 @@ def _handled(updates: ModelUpdates, send: Callable[[], object]) -> dict[str, Any
     assert updates.handled.wait(60), "the vehicle never handled the push"
     assert updates.last_result is not None
     return updates.last_result
-
-
-def _first_message(
-    port: int, topic: str, accept: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    """The first JSON message on ``topic`` (retained or live) that ``accept`` takes."""
-    found: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        doc = json.loads(msg.payload)
-        with lock:
-            if not found and accept(doc):
-                found.append(doc)
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.on_connect = lambda c, *a: c.subscribe(topic, 1)
-    client.on_message = on_message
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        assert wait_until(lambda: bool(found), 20), f"no matching message on {topic}"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return found[0]
 
 
 def test_sign_writes_the_activation_decision_into_the_signed_manifest(
@@ -192,7 +163,7 @@ def test_the_manifest_decides_and_a_tampered_push_is_refused_and_reported_in_the
         assert status.model.error is None and Alert.MODEL_REFUSED not in status.alerts
 
         # The office sees it in the vehicle's retained status message.
-        doc = _first_message(
+        doc = first_json_message(
             broker.port,
             f"{config.mqtt.topic_prefix}/{vehicle}/status",
             lambda d: (d.get("last_model_update") or {}).get("result") == "refused",

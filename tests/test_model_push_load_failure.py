@@ -15,11 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from _model_store_fixtures import SHIPPED_INT8, copy_package, make_keys
-from _mqtt_fixtures import Broker, broker, wait_until
-from paho.mqtt.enums import CallbackAPIVersion
+from _mqtt_fixtures import Broker, broker, first_json_message, wait_until
 
 from edge.cli import main
 from edge.config import ModelConfig, demo_config
@@ -35,22 +33,6 @@ from sync.payloads import schema_errors, status_payload
 __all__ = ["broker"]  # the fixture, imported for pytest
 
 OLD, NEW = "road-damage-1.0.1", "road-damage-1.0.7"
-
-
-def _retained(port: int, topic: str) -> dict[str, Any]:
-    got: list[bytes] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.on_connect = lambda c, *a: c.subscribe(topic, 1)
-    client.on_message = lambda c, u, m: got.append(bytes(m.payload))
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        assert wait_until(lambda: bool(got), 10), f"nothing retained on {topic}"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    result: dict[str, Any] = json.loads(got[-1])
-    return result
 
 
 def test_an_activated_package_that_fails_to_load_is_reported_not_active(
@@ -107,7 +89,7 @@ def test_an_activated_package_that_fails_to_load_is_reported_not_active(
 
         # The office sees the same in the retained result.
         topic = f"{config.mqtt.topic_prefix}/{config.vehicle.vehicle_id}/model/result"
-        assert _retained(broker.port, topic) == result
+        assert first_json_message(broker.port, topic) == result
 
         # The recorder's status says so, with the reason, and the status payload carries it.
         model = recorder.status().model
