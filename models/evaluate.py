@@ -80,10 +80,14 @@ def manifest_thresholds(grader: Grader) -> Thresholds:
 
 
 def tally(
-    results: list[ImageResult], manifest: ModelManifest, thresholds: Thresholds
+    results: list[ImageResult],
+    manifest: ModelManifest,
+    thresholds: Thresholds,
+    into: DetectionTally | None = None,
 ) -> DetectionTally:
+    """Score ``results`` with ``thresholds``; counts add to ``into`` when given (pooling)."""
     codes = tuple(thresholds)
-    t = DetectionTally(codes)
+    t = into if into is not None else DetectionTally(codes)
     for r in results:
         chosen = select(list(r.peaks), r.image_probs, manifest, thresholds)
         t.add(
@@ -123,10 +127,7 @@ def cross_tuned(
     codes = manifest.class_codes()
     pooled = DetectionTally(codes)
     for scored, tuned_on in ((first, second), (second, first)):
-        thresholds = tune_thresholds(tuned_on, manifest)
-        for r in scored:
-            chosen = select(list(r.peaks), r.image_probs, manifest, thresholds)
-            pooled.add(r.truth, [Scored(d.type_code, d.score, d.box_norm) for d in chosen])
+        tally(scored, manifest, tune_thresholds(tuned_on, manifest), into=pooled)
     return {
         "macro_f1": round(pooled.macro_f1("image"), 4),
         "box_macro_f1": round(pooled.macro_f1("box"), 4),
