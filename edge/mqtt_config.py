@@ -108,6 +108,13 @@ class MqttConfig(BaseModel):
     status_interval_s: float = Field(
         default=10.0, gt=0, description="Publish the retained status message this often."
     )
+    model_push_max_mb: float = Field(
+        default=40.0,
+        gt=0,
+        le=1024,
+        description="A pushed model message larger than this (MiB) is refused before it is "
+        "parsed. The shipped packages push as 5 MiB (int8) and 16 MiB (fp32).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MqttConfig:
