@@ -7,6 +7,7 @@ copies of the shipped one, signed with `roadpatrol model sign`.
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,12 @@ def test_a_push_over_the_size_limit_is_refused_unread(
     assert "50,000,052 bytes, over the limit of 41,943,040" in result["reason"]
     assert "refused unread" in result["reason"]
     assert wait_until(lambda: updates.recorder.status().model.model_id == OLD, 5)
+    # Refused before parsing: handling it allocates nothing near its size (json.loads and
+    # base64 would have added a copy or two of 50 MB).
+    tracemalloc.start()
+    try:
+        assert updates.handle(huge)["result"] == "refused"
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak

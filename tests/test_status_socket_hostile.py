@@ -6,6 +6,7 @@ the faults that need provoking, to a StatusServer on a real Unix socket in this 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -153,6 +154,25 @@ def test_idle_connections_do_not_lock_the_screen_out(recorder: Path) -> None:
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_a_flooding_client_that_never_reads_does_not_block_the_screen(tmp_path: Path) -> None:
+    control = FixedControl(fixed_status())
+    with (
+        StatusServer(control, tmp_path / "s.sock", rate_hz=20.0) as srv,
+        _raw(srv.path) as script,
+        RemoteRecorder(srv.path).connect() as screen,
+    ):
+        script.setblocking(False)
+        sent = 0
+        with contextlib.suppress(BlockingIOError):
+            while sent < 2_000_000:  # until its socket is full: the server stopped reading it
+                sent += script.send(b"status\n" * 1000)
+        assert sent < 2_000_000, "the server read a client that never takes its replies"
+        assert screen.mark_manual() == "manual-1"
+        frames = screen.status()
+        assert wait_until(lambda: screen.status() is not frames, 5.0)
+        assert screen.connected and srv.client_count == 2
 
 
 @pytest.fixture
