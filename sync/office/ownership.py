@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS parked_images (
     parked_at_unix_s REAL NOT NULL,
     PRIMARY KEY (vehicle_id, finding_id)
 );
+CREATE INDEX IF NOT EXISTS parked_images_finding ON parked_images (finding_id);
 """
 
 
@@ -63,7 +64,8 @@ class Ownership:
         self.store = store
         self.stats = OwnershipStats()
         with store.transaction():
-            store.execute(_DDL)
+            for statement in filter(str.strip, _DDL.split(";")):
+                store.execute(statement)
 
     def owner_of(self, finding_id: str) -> str | None:
         row = store_row(self.store, "SELECT vehicle_id FROM findings WHERE id=?", (finding_id,))
