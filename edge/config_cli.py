@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from edge.config import AppConfig, ConfigError, load_config
+from edge.config_paths import data_dir_problem, path_problem
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -47,14 +48,10 @@ def missing_files(config: AppConfig) -> list[str]:
         wanted.append(("camera.path", config.camera.path, config.camera.source == "folder"))
     wanted.append(("model.package", config.model.package, False))
     wanted += [("model.trusted_keys", key, False) for key in config.model.trusted_keys]
-    problems = []
+    problems = [p] if (p := data_dir_problem(config.vehicle.data_dir)) else []
     for field, path, is_folder in wanted:
-        if path is None:
-            continue
-        if is_folder and not path.is_dir():
-            problems.append(f"{field}: {path}: no such folder")
-        elif not is_folder and not path.is_file():
-            problems.append(f"{field}: {path}: no such file")
+        if path is not None and (problem := path_problem(field, path, folder=is_folder)):
+            problems.append(problem)
     return problems
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from edge.cli import UsageError
 from edge.config import AppConfig, ConfigError, demo_config, load_config
+from edge.config_paths import data_dir_problem
 from edge.manifest import ModelPackageError
 from edge.recorder import Recorder
 from edge.status_socket.protocol import socket_path_for
@@ -106,6 +107,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"roadpatrol run: {args.config}: configuration refused:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        return 2
+    if unusable := data_dir_problem(config.vehicle.data_dir):
+        # Nowhere to keep a finding: starting would only lose them (or traceback).
+        print(f"roadpatrol run: {args.config}: configuration refused:", file=sys.stderr)
+        print(f"  {unusable}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -51,7 +51,7 @@ def test_files_the_config_names_must_be_there(tmp_path: Path) -> None:
     result = roadpatrol("config", "check", str(cfg))
     assert result.returncode == 1
     assert f"gps.nmea_file: {tmp_path / 'drive.nmea'}: no such file" in result.stderr
-    assert f"camera.path: {tmp_path / 'frames'}: no such folder" in result.stderr
+    assert f"camera.path: {tmp_path / 'frames'}: is a file, not a folder" in result.stderr
     assert "2 problem(s)" in result.stderr and "Traceback" not in result.stderr
 
 

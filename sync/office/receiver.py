@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 
 from edge.mqtt_config import MqttConfig
 from sync.mqtt_client import Backoff, make_client, reason_text
+from sync.office.ownership import NotYours, Ownership
 from sync.office.store import OfficeStore
 from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAG, VEHICLE_ID_RE, schema_errors
 
@@ -84,6 +85,7 @@ class MessageHandler:
         self.store = store
         self.prefix_levels = topic_prefix.split("/")
         self.stats = ReceiverStats()
+        self.ownership = Ownership(store)
 
     def handle(
         self,
@@ -118,7 +120,14 @@ class MessageHandler:
         doc = _validated("finding", _parse_json(payload))
         if doc["vehicle_id"] != vehicle_id:
             raise Rejected(f"finding of vehicle {doc['vehicle_id']!r} under another's topic")
-        if self.store.add_finding(doc):
+        try:
+            self.ownership.check_finding(vehicle_id, doc)
+        except NotYours as exc:
+            raise Rejected(str(exc)) from None
+        new = self.store.add_finding(doc)
+        if self.ownership.adopt(vehicle_id, doc["id"]):  # its image came first
+            self.stats.images += 1
+        if new:
             self.stats.findings += 1
             return "finding"
         self.stats.duplicates += 1
@@ -148,11 +157,18 @@ class MessageHandler:
                 _validated("image", props)
                 if props["finding_id"] != finding_id or props["vehicle_id"] != vehicle_id:
                     raise Rejected("image user properties disagree with its topic")
-        if self.store.add_image(vehicle_id, finding_id, payload):
+        try:
+            verdict = self.ownership.image_verdict(vehicle_id, finding_id, payload)
+            if verdict == "park":
+                self.ownership.park(vehicle_id, finding_id, payload)
+                return "parked"
+        except NotYours as exc:
+            raise Rejected(str(exc)) from None
+        if verdict == "store" and self.store.add_image(vehicle_id, finding_id, payload):
             self.stats.images += 1
             return "image"
         self.stats.duplicates += 1
-        return "duplicate"
+        return "duplicate"  # 'conflict' (other bytes) is logged by ownership, first kept
 
     def _track(self, vehicle_id: str, payload: bytes) -> str:
         doc = _validated("track", _parse_json(payload))
