@@ -10,13 +10,13 @@ from collections.abc import Hashable
 from typing import ClassVar
 
 from rich.cells import cell_len
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from edge.status import Status
+from edge.status import Alert, Status
 from tui import format as fmt
 from tui.i18n import Messages, pad_cells
 
@@ -30,7 +30,15 @@ GRADE_STYLES: dict[str, str] = {
 _BAD = "bold red"
 _WARN = "bold dark_orange"
 _DIM = "grey62"
+_STALE = "grey50 not bold"
 _SEP = " · "
+
+
+def stale_line(msgs: Messages, stale_s: float) -> Text:
+    """How old frozen values are, shown above them while the recorder is out of reach."""
+    if stale_s == float("inf"):
+        return Text(msgs("stale.never"), style=_WARN)
+    return Text(msgs("stale.as_of", age=fmt.age(msgs, stale_s)), style=_WARN)
 
 
 _BADGES = ((1, "model"), (2, "model"), (3, "model"), (0, "manual"))
@@ -50,18 +58,28 @@ class StatusView(Widget):
         super().__init__(id=id)
         self.status = Status()
         self.msgs = msgs
+        self.stale_s: float | None = None  # None: live; else how old the values are (inf: never)
         self._shown: Hashable = None
 
-    def show(self, status: Status, msgs: Messages) -> None:
-        self.status, self.msgs = status, msgs
-        key = (msgs.lang, self.part(status))
+    def show(self, status: Status, msgs: Messages, stale_s: float | None = None) -> None:
+        # Going stale or live again adds or removes a line, as may a new shape: a new layout.
+        relayout = self.RELAYOUT or (stale_s is None) != (self.stale_s is None)
+        relayout = relayout or self.shape(status) != self.shape(self.status)
+        self.status, self.msgs, self.stale_s = status, msgs, stale_s
+        stale_key = None if stale_s is None else fmt.age(msgs, stale_s)
+        key = (msgs.lang, self.part(status), stale_key)
         if key != self._shown:
             self._shown = key
             self.follow(status)
-            self.refresh(layout=self.RELAYOUT)
+            self.refresh(layout=relayout)
 
     def part(self, status: Status) -> Hashable:
         raise NotImplementedError
+
+    def shape(self, status: Status) -> Hashable:
+        """What decides this widget's height, for widgets whose height follows the data."""
+        del status
+        return None
 
     def follow(self, status: Status) -> None:
         """Hook for CSS classes that follow the data."""
@@ -108,6 +126,8 @@ class AlertList(StatusView):
 
     def follow(self, status: Status) -> None:
         self.display = bool(status.alerts)
+        # The end of a replay is news, not a fault: not on the red of a hardware alert.
+        self.set_class(status.alerts == (Alert.REPLAY_FINISHED,), "-finished")
 
     def render(self) -> RenderResult:
         # A column of its own for the sign: Japanese has no spaces to wrap at, so the text
@@ -132,6 +152,9 @@ class HealthGrid(StatusView):
     def part(self, status: Status) -> Hashable:
         return (status.gps, status.camera, status.model, status.outbox, status.link)
 
+    def shape(self, status: Status) -> Hashable:
+        return (status.model.last_update_result is not None, _link_reason(status) is not None)
+
     def render(self) -> RenderResult:
         m = self.msgs
         self.wide = self.size.width >= self.WIDE_FROM_CELLS
@@ -141,6 +164,7 @@ class HealthGrid(StatusView):
             *self._model_update(),
             (m("label.outbox"), self._outbox()),
             (m("label.link"), self._link()),
+            *self._link_reason(),
             (m("label.disk"), self._disk()),
         ]
         grid = Table.grid(expand=True, padding=(0, 1))
@@ -151,7 +175,12 @@ class HealthGrid(StatusView):
             l_label, l_value = left[i] if i < len(left) else blank
             r_label, r_value = right[i] if i < len(right) else blank
             grid.add_row(Text(l_label, style="bold"), l_value, Text(r_label, style="bold"), r_value)
-        return grid
+        if self.stale_s is None:
+            return grid
+        # Frozen values must not pass for live ones ("fix 0.3 s ago" an hour later).
+        for value in (v for _, v in (*left, *right)):
+            value.stylize(_STALE)
+        return Group(stale_line(m, self.stale_s), grid)
 
     def _gps(self) -> list[tuple[str, Text]]:
         m, gps = self.msgs, self.status.gps
@@ -178,7 +207,9 @@ class HealthGrid(StatusView):
 
     def _camera(self) -> Text:
         m, cam = self.msgs, self.status.camera
-        if not cam.connected:
+        if Alert.REPLAY_FINISHED in self.status.alerts:
+            text = Text(m("camera.finished"), style=_DIM)
+        elif not cam.connected:
             text = Text(m("camera.lost"), style=_BAD)
         else:
             text = Text(m("camera.fps", fps=f"{cam.fps:.1f}"))
@@ -258,6 +289,13 @@ class HealthGrid(StatusView):
             text.append(_SEP + link.last_error, style=_DIM)
         return text
 
+    def _link_reason(self) -> list[tuple[str, Text]]:
+        """Why the link is down, on a line of its own under it (room on a narrow screen)."""
+        reason = _link_reason(self.status)
+        if reason is None:
+            return []
+        return [("", Text(self.msgs(f"link.reason.{reason}"), style=_WARN))]
+
     def _disk(self) -> Text:
         box = self.status.outbox
         if box.disk_free_bytes is None:
@@ -266,6 +304,11 @@ class HealthGrid(StatusView):
         if box.disk_low:
             text.stylize(_BAD)
         return text
+
+
+def _link_reason(status: Status) -> str | None:
+    link = status.link
+    return link.last_reason if link.enabled and not link.connected else None
 
 
 class ShiftCounters(StatusView):
@@ -288,6 +331,8 @@ class ShiftCounters(StatusView):
         line.append(f"{m('counts.no_damage')} {counts.get('0', 0)}", style=_DIM)
         line.append(_SEP)
         line.append(m("counts.total_km", km=fmt.distance(m, self.status.distance_m)), style="bold")
+        if self.stale_s is not None:
+            line.stylize(_STALE)
         line.no_wrap, line.overflow = True, "ellipsis"
         return line
 
