@@ -25,16 +25,26 @@ class RecorderBusy(Exception):
     """Another recorder holds the data directory; the message names it."""
 
 
+class DataDirUnusable(OSError):
+    """The data directory cannot be created or written; the message names it."""
+
+
 class RecorderLock:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / LOCK_NAME
         self._file: IO[str] | None = None
 
     def acquire(self) -> RecorderLock:
-        """Take the lock or raise RecorderBusy; OSError when the folder is unusable."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # "a+": never truncate the file before holding the lock, or the holder's pid is lost.
-        file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
+        """Take the lock or raise RecorderBusy; DataDirUnusable (an OSError) naming the folder
+        when it cannot be made or written."""
+        data_dir = self.path.parent
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            # "a+": never truncate before holding the lock, or the holder's pid is lost.
+            file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            why = "not a folder" if data_dir.exists() and not data_dir.is_dir() else exc.strerror
+            raise DataDirUnusable(f"vehicle.data_dir: {data_dir}: cannot use it: {why}") from exc
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -134,3 +134,18 @@ def test_run_with_a_missing_certificate_warns_in_one_line_and_records(tmp_path: 
     ca = tmp_path / "nope" / "ca.pem"
     assert f"mqtt.tls.ca_file: {ca}: no such file (recording goes on)" in stderr
     assert f"service model_updates did not start: mqtt.tls.ca_file: {ca}" in stderr
+
+
+def test_run_with_data_dir_on_a_file_says_so_in_one_line(tmp_path: Path) -> None:
+    cfg = _vehicle(
+        tmp_path,
+        f'[camera]\nsource = "folder"\npath = "{DEMO / "frames"}"',
+        f'[gps]\nsource = "nmea_file"\nnmea_file = "{DEMO / "chiba_drive.nmea"}"',
+        "[mqtt]\nenabled = false",
+    )
+    (tmp_path / "data").write_text("a file where the data folder should be")
+    result = roadpatrol("run", "--headless", "--config", str(cfg))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"roadpatrol run: vehicle.data_dir: {tmp_path / 'data'}: cannot use it: not a folder"
+    ], result.stderr
