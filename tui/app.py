@@ -19,11 +19,11 @@ from textual.widgets import Button
 
 from edge.status import Alert, Status
 from edge.status_socket import RECORDER_UNREACHABLE, RecorderControl
+from tui.health import HealthGrid
 from tui.i18n import Lang, Messages, resolve_lang
 from tui.widgets import (
     AlertList,
     FindingsList,
-    HealthGrid,
     KeyHints,
     ShiftCounters,
     StateBar,
