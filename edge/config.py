@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,8 +195,21 @@ def _resolve_relative_paths(config: AppConfig, base: Path) -> AppConfig:
                     "trusted_keys": tuple(base / k for k in config.model.trusted_keys),
                 }
             ),
+            "mqtt": _resolve_mqtt_paths(config.mqtt, fix),
         }
     )
+
+
+def _resolve_mqtt_paths(mqtt: MqttConfig, fix: Callable[[Path | None], Path | None]) -> MqttConfig:
+    tls = mqtt.tls
+    tls = tls.model_copy(
+        update={
+            "ca_file": fix(tls.ca_file),
+            "certfile": fix(tls.certfile),
+            "keyfile": fix(tls.keyfile),
+        }
+    )
+    return mqtt.model_copy(update={"password_file": fix(mqtt.password_file), "tls": tls})
 
 
 def default_model_package(models_dir: Path = SHIPPED_MODELS_DIR) -> Path:

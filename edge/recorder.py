@@ -335,12 +335,16 @@ class Recorder:
         outbox = self._outbox_status
         link = self._link_provider() if self._link_provider else LinkStatus()
         alerts = []
-        if gps.mode < 2 or gps.fix_age_s is None or gps.fix_age_s > 5.0:
-            alerts.append(Alert.NO_GPS_FIX)
-        if not gps.clock_set:
-            alerts.append(Alert.CLOCK_NOT_SET)
-        if not camera.connected and not self._ended.is_set():
-            alerts.append(Alert.CAMERA_LOST)
+        if self._ended.is_set() and not self._stop.is_set():
+            # The replay's end, not a hardware fault: no antenna or cable advice.
+            alerts.append(Alert.REPLAY_FINISHED)
+        else:
+            if gps.mode < 2 or gps.fix_age_s is None or gps.fix_age_s > 5.0:
+                alerts.append(Alert.NO_GPS_FIX)
+            if not gps.clock_set:
+                alerts.append(Alert.CLOCK_NOT_SET)
+            if not camera.connected:
+                alerts.append(Alert.CAMERA_LOST)
         if outbox.disk_low:
             alerts.append(Alert.DISK_LOW)
         if self.model_error:

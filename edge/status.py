@@ -77,6 +77,9 @@ class LinkStatus:
     offline_since_utc: str | None = None
     last_acked_id: str | None = None
     last_error: str | None = None
+    # last_error in one word for the screen: refused, not_authorised, tls, timeout,
+    # unreachable, lost, config (a certificate or password file), other.
+    last_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +139,6 @@ class Alert:
     DISK_LOW = "disk_low"
     MODEL_REFUSED = "model_refused"
     CLOCK_NOT_SET = "clock_not_set"
+    # A replayed drive (the demo, a video file or folder that does not loop) has been played
+    # to its end: the screen says so and closes, and no hardware alert is raised any more.
+    REPLAY_FINISHED = "replay_finished"

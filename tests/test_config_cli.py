@@ -104,5 +104,6 @@ def test_example_lists_every_field_and_is_itself_a_valid_config() -> None:
         annotation = model.annotation
         assert annotation is not None
         for name in annotation.model_fields:  # type: ignore[union-attr]
-            assert f"{name} =" in text or f"# {name}" in text, (section, name)
+            shown = (f"{name} =", f"# {name}", f"\n[{section}.{name}]\n")
+            assert any(s in text for s in shown), (section, name)
     AppConfig.model_validate(raw)

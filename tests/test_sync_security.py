@@ -116,15 +116,21 @@ def _passwd(path: Path, user: str, password: str) -> None:
     subprocess.run([tool, "-c", "-b", str(path), user, password], check=True, capture_output=True)
 
 
-def test_bad_credentials_are_reported_retried_and_nothing_is_lost(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    passwd = tmp_path / "passwd"
-    _passwd(passwd, "veh-C", "right-horse-battery")
+def password_broker(tmp_path: Path, passwd: Path, user: str, password: str) -> Broker:
+    """A started broker that lets in only ``user`` with ``password`` (file ``passwd``)."""
+    _passwd(passwd, user, password)
     broker = Broker(
         tmp_path / "broker", listener_conf=f"allow_anonymous false\npassword_file {passwd}\n"
     )
     broker.start()
+    return broker
+
+
+def test_bad_credentials_are_reported_retried_and_nothing_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    passwd = tmp_path / "passwd"
+    broker = password_broker(tmp_path, passwd, "veh-C", "right-horse-battery")
     secret = tmp_path / "secret"
     secret.write_text("wrong-staple-9\n", encoding="utf-8")
     caplog.set_level(logging.DEBUG)

@@ -15,16 +15,15 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from edge.mqtt_config import MqttConfig
-from sync.mqtt_client import Backoff, make_client, reason_text
+from sync.mqtt_client import Backoff, connect, make_client, reason_text
 from sync.office.ownership import NotYours, Ownership
 from sync.office.store import OfficeStore
 from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAG, VEHICLE_ID_RE, schema_errors
@@ -206,6 +205,8 @@ class OfficeReceiver:
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None
         self.last_error: str | None = None
+        self._attempts = 0  # connection attempts since the last success, for the log
+        self._backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self._thread = threading.Thread(target=self._run, name="office-receiver", daemon=True)
 
     @property
@@ -231,51 +232,75 @@ class OfficeReceiver:
         return self._connected.wait(timeout_s)
 
     def _run(self) -> None:
-        backoff = Backoff(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s)
+        """Connect, serve until the connection ends, wait, connect again: each attempt and its
+        outcome in the log (paho's own reconnect loop retries silently)."""
         while not self._stopping.is_set():
+            self._attempts += 1
+            client = self._connect(self._attempts)
+            if client is not None:
+                self._serve(client)
+            self._connected.clear()
+            if self._stopping.is_set():
+                return
+            delay = self._backoff.next_delay_s()
+            log.info(
+                "reconnecting to %s:%d in %.1f s (attempt %d)",
+                self.cfg.host, self.cfg.port, delay, self._attempts + 1,
+            )  # fmt: skip
+            self._stopping.wait(delay)
+
+    def _connect(self, attempt: int) -> mqtt.Client | None:
+        """One TCP/TLS connect and CONNECT; the CONNACK arrives in :meth:`_serve`."""
+        where = f"{self.cfg.host}:{self.cfg.port}"
+        try:
             client = make_client(self.cfg, self.client_id, clean_start=False)
-            client.manual_ack_set(True)
-            client.reconnect_delay_set(
-                int(max(1, self.cfg.reconnect_min_s)), int(max(1, self.cfg.reconnect_max_s))
-            )
-            client.on_connect = self._on_connect
-            client.on_disconnect = self._on_disconnect
-            client.on_subscribe = self._on_subscribe
-            client.on_message = self._on_message
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                self._client = client
-            if self.cfg.protocol == "5":
-                props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = self.session_expiry_s
-                client.connect_async(
-                    self.cfg.host, self.cfg.port, self.cfg.keepalive_s,
-                    clean_start=False, properties=props,
-                )  # fmt: skip
-            else:
-                client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
+        except ValueError as exc:  # a certificate or password file that cannot be read
+            self.last_error = str(exc)
+            log.error("attempt %d to connect to %s failed: %s", attempt, where, exc)
+            return None
+        client.manual_ack_set(True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        with self._lock:
+            if self._stopping.is_set():
+                return None
+            self._client = client
+        log.info("connecting to %s (attempt %d)", where, attempt)
+        try:
+            connect(client, self.cfg, clean_start=False, session_expiry_s=self.session_expiry_s)
+        except (OSError, ssl.SSLError) as exc:
+            self.last_error = f"cannot connect to {where}: {exc}"
+            log.warning("attempt %d to connect to %s failed: %s", attempt, where, exc)
+            return None
+        return client
+
+    def _serve(self, client: mqtt.Client) -> None:
+        while not self._stopping.is_set():
             try:
-                client.loop_forever(retry_first_connection=True)
+                rc = client.loop(timeout=1.0)
             except Exception as exc:  # a bug must not end the office's intake silently
                 log.exception("receiver network loop failed: %s", exc)
-            self._connected.clear()
-            if not self._stopping.is_set():
-                self._stopping.wait(backoff.next_delay_s())
+                return
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
     ) -> None:
         if reason_code.is_failure:
             self.last_error = f"broker refused the connection: {reason_text(reason_code)}"
-            log.error("%s", self.last_error)
+            log.error("attempt %d: %s", self._attempts, self.last_error)
             return
         client.subscribe(f"{self.cfg.topic_prefix}/+/#", qos=1)
         self.last_error = None
         log.info(
-            "connected to %s:%d (session present: %s)",
-            self.cfg.host, self.cfg.port, getattr(flags, "session_present", None),
+            "connected to %s:%d (attempt %d, session present: %s)",
+            self.cfg.host, self.cfg.port, self._attempts, getattr(flags, "session_present", None),
         )  # fmt: skip
+        self._backoff.reset()
+        self._attempts = 0  # the next outage counts its attempts from 1
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, props: Any
@@ -292,7 +317,7 @@ class OfficeReceiver:
     ) -> None:
         self._connected.clear()
         if not self._stopping.is_set():
-            log.warning("disconnected from broker: %s", reason_text(reason_code))
+            log.warning("disconnected from broker: %s; reconnecting", reason_text(reason_code))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
