@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from edge.status import Status
+from edge.status import Alert, Status
 from tui import format as fmt
 from tui.i18n import Messages, pad_cells
 
@@ -104,7 +104,8 @@ class AlertList(StatusView):
     RELAYOUT = True
 
     def part(self, status: Status) -> Hashable:
-        return status.alerts
+        silent = status.outbox.office_silent_s if Alert.OFFICE_SILENT in status.alerts else None
+        return status.alerts, None if silent is None else round(silent / 60)
 
     def follow(self, status: Status) -> None:
         self.display = bool(status.alerts)
@@ -115,8 +116,9 @@ class AlertList(StatusView):
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column(ratio=1, overflow="fold")
+        silent = fmt.age(self.msgs, self.status.outbox.office_silent_s)
         for code in self.status.alerts:
-            grid.add_row("⚠", self.msgs.alert(code))
+            grid.add_row("⚠", self.msgs.alert(code, age=silent))
         return grid
 
 
@@ -237,6 +239,9 @@ class HealthGrid(StatusView):
         text.append(_SEP + fmt.size(m, box.pending_bytes))
         if box.oldest_age_s is not None:
             text.append(_SEP + m("outbox.oldest", age=fmt.age(m, box.oldest_age_s)))
+        if box.awaiting_receipt:
+            age = fmt.age(m, box.awaiting_receipt_age_s)
+            text.append(_SEP + m("outbox.awaiting_receipt", n=box.awaiting_receipt, age=age))
         if self.wide and box.evictions:
             text.append(_SEP + m("outbox.evicted", n=box.evictions), style=_WARN)
         return text

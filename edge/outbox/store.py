@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
-from edge.outbox import queries, rows
+from edge.outbox import queries, receipts, rows
 from edge.outbox.config import OutboxConfig
 from edge.outbox.frame_counts import FrameCounts
 from edge.outbox.images import is_jpeg, store_image
@@ -266,14 +266,18 @@ class Outbox:
             conn.executemany(sql, params)
             self._writes += 1
             changed = conn.total_changes - before
-        # Piggy-backed here (the publisher's thread, never the capture path), at most every
-        # few minutes: no thread of its own to start and stop.
-        if self._retention is not None and self._retention.due():
-            self.prune_sent()
+        self._maybe_prune()
         return changed
 
+    def _maybe_prune(self) -> None:
+        # Piggy-backed on marks and receipts (the sync threads, never the capture path), at
+        # most every few minutes: no thread of its own to start and stop.
+        if self._retention is not None and self._retention.due():
+            self.prune_sent()
+
     def mark_finding_sent(self, finding_id: str) -> bool:
-        """The broker acknowledged this finding; False if it was unknown or already marked."""
+        """The broker acknowledged this finding; False if it was unknown or already marked.
+        It now awaits the office's receipt (:meth:`mark_receipted`)."""
         return self.mark_findings_sent([finding_id]) == 1
 
     def mark_findings_sent(self, finding_ids: Iterable[str]) -> int:
@@ -287,6 +291,30 @@ class Outbox:
 
     def mark_images_sent(self, finding_ids: Iterable[str]) -> int:
         return self._mark(rows.MARK_IMAGE_SENT, finding_ids)
+
+    def mark_receipted(
+        self, finding_ids: Iterable[str], image_ids: Iterable[str] = ()
+    ) -> tuple[int, int]:
+        """The office has these findings / images in its database: their delivery ends (one
+        commit). Ids unknown here or receipted before change nothing. Returns what changed."""
+        findings, images = list(finding_ids), list(image_ids)
+        with self._wlock, transaction(self._wconn) as conn:
+            changed = receipts.apply(conn, self._clock(), findings, images)
+            self._writes += 1
+        self._maybe_prune()
+        return changed
+
+    def requeue_unreceipted(self, timeout_s: float, cap_s: float) -> tuple[int, int]:
+        """Back to pending, to be sent again, what the office has not receipted in its wait
+        (``timeout_s``, doubling per try up to ``cap_s``); returns (findings, images)."""
+        with self._wlock, transaction(self._wconn) as conn:
+            requeued = receipts.requeue(conn, self._clock(), timeout_s, cap_s)
+            self._writes += 1
+        return requeued
+
+    def awaiting_receipt(self) -> receipts.Awaiting:
+        with self._rlock:
+            return receipts.awaiting(self._rconn)
 
     def add_track_point(self, fix: Fix) -> int | None:
         """Store a point of the patrol route; None (nothing stored) when the fix has no position."""
@@ -391,6 +419,9 @@ class Outbox:
             disk_free_bytes=free,
             disk_low=free < self.min_free_bytes,
             pruned=s.pruned_findings,
+            awaiting_receipt=s.awaiting_receipt + s.awaiting_receipt_images,
+            awaiting_receipt_age_s=s.awaiting_receipt_age_s,
+            office_silent_s=s.office_silent_s,
         )
         self._stats_cache = (writes, now, status)
         return status
