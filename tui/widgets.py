@@ -134,6 +134,14 @@ class HealthGrid(StatusView):
     def part(self, status: Status) -> Hashable:
         return (status.gps, status.camera, status.model, status.outbox, status.link)
 
+    def follow(self, status: Status) -> None:
+        # The line of records awaiting the office's receipt comes and goes: only then does
+        # the grid change height, and only then is a relayout worth its cost.
+        awaiting = status.outbox.awaiting_receipt > 0
+        if awaiting != getattr(self, "_awaiting_shown", False):
+            self._awaiting_shown = awaiting
+            self.refresh(layout=True)
+
     def render(self) -> RenderResult:
         m = self.msgs
         self.wide = self.size.width >= self.WIDE_FROM_CELLS
@@ -142,6 +150,7 @@ class HealthGrid(StatusView):
             (m("label.model"), self._model()),
             *self._model_update(),
             (m("label.outbox"), self._outbox()),
+            *self._awaiting_receipt(),
             (m("label.link"), self._link()),
             (m("label.disk"), self._disk()),
         ]
@@ -239,12 +248,17 @@ class HealthGrid(StatusView):
         text.append(_SEP + fmt.size(m, box.pending_bytes))
         if box.oldest_age_s is not None:
             text.append(_SEP + m("outbox.oldest", age=fmt.age(m, box.oldest_age_s)))
-        if box.awaiting_receipt:
-            age = fmt.age(m, box.awaiting_receipt_age_s)
-            text.append(_SEP + m("outbox.awaiting_receipt", n=box.awaiting_receipt, age=age))
         if self.wide and box.evictions:
             text.append(_SEP + m("outbox.evicted", n=box.evictions), style=_WARN)
         return text
+
+    def _awaiting_receipt(self) -> list[tuple[str, Text]]:
+        """Sent, but the office has not confirmed storing it yet: a line of its own."""
+        m, box = self.msgs, self.status.outbox
+        if not box.awaiting_receipt:
+            return []
+        age = fmt.age(m, box.awaiting_receipt_age_s)
+        return [("", Text(m("outbox.awaiting_receipt", n=box.awaiting_receipt, age=age)))]
 
     def _link(self) -> Text:
         m, link = self.msgs, self.status.link
