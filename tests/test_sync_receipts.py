@@ -22,6 +22,7 @@ from _mqtt_fixtures import (
     Office,
     broker,
     fill_outbox,
+    first_json_message,
     mqtt_cfg,
     open_outbox,
     road_jpegs,
@@ -36,6 +37,7 @@ from edge.outbox import Outbox
 from edge.types import Finding
 from sync import service
 from sync.office.store import OfficeStore
+from sync.payloads import schema_errors
 from sync.publisher import Publisher
 
 __all__ = ["broker"]
@@ -117,10 +119,21 @@ def test_the_receiver_started_after_the_vehicle_synced_gets_everything(
 ) -> None:
     """The case of the issue: no subscriber yet, the broker acknowledges and drops it all."""
     findings, images = fill(tmp_path / "data")
-    with vehicle(tmp_path / "data", vehicle_cfg(broker.port)) as (outbox, publisher):
+    cfg = vehicle_cfg(broker.port, status_interval_s=0.2)
+    with vehicle(tmp_path / "data", cfg) as (outbox, publisher):
         assert wait_until(lambda: acked_by_broker(publisher, images), 20)
         assert receipted(outbox.data_dir) == (set(), set()), "nobody stored anything yet"
         assert outbox.summary().awaiting_receipt_age_s is not None
+        # The status topic says what waits for the office (its schema allows it).
+        status = first_json_message(
+            broker.port,
+            f"roadpatrol/v1/{VEHICLE}/status",
+            lambda doc: (
+                bool(doc.get("awaiting_receipt")) and doc["awaiting_receipt"]["findings"] > 0
+            ),
+        )
+        assert schema_errors("status", status) == []
+        assert status["awaiting_receipt"]["office_silent_s"] >= 0
         with Office(tmp_path / "office", mqtt_cfg(broker.port)) as office:
             assert wait_until(lambda: all_delivered(outbox, office.store, findings, images), 30)
             assert_delivered_once(outbox, office.store, findings, images)
