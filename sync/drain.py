@@ -47,9 +47,10 @@ def drain(
     *,
     timeout_s: float,
     stop: threading.Event | None = None,
+    wait_receipts: bool = True,
 ) -> DrainResult:
-    """Publish until the office has receipted everything, ``timeout_s`` passes, or ``stop``
-    is set."""
+    """Publish until the office has receipted everything (without ``wait_receipts``: until
+    the broker acknowledged everything), ``timeout_s`` passes, or ``stop`` is set."""
     started = time.monotonic()
     # Its own client id, so that a drain beside a running recorder does not kick it off.
     publisher = Publisher(
@@ -77,7 +78,9 @@ def drain(
                 break
             # Counting the outbox competes with the publisher's queries: ask when it is idle.
             if publisher.wait_idle(min(left_s, 1.0)):
-                if remaining_records(outbox) == 0 and awaiting_records(outbox) == 0:
+                if remaining_records(outbox) == 0 and (
+                    not wait_receipts or awaiting_records(outbox) == 0
+                ):
                     break
                 # Idle with records left (refused, retrying, or awaiting receipts): look again
                 # after the next receipt, or soon.

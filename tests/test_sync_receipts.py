@@ -372,6 +372,14 @@ def test_sync_drain_exits_0_only_once_the_office_receipted_everything(
     report = json.loads(alone.stdout)
     assert report["remaining"] + report["awaiting_receipt"] >= COUNT
     assert report["sent_findings"] >= COUNT and report["receipted"] == 0
+    # Told not to wait for receipts (an office without them yet), the broker's word will do.
+    acked = subprocess.run(
+        [*drain, "--timeout", "30", "--no-wait-receipts"], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert acked.returncode == 0, acked.stderr
+    report = json.loads(acked.stdout)
+    assert report["remaining"] == 0 and report["awaiting_receipt"] > 0
     with Office(tmp_path / "office", mqtt_cfg(broker.port)) as office:
         done = subprocess.run([*drain, "--timeout", "60"], capture_output=True, text=True,
                               timeout=120)  # fmt: skip
