@@ -3,13 +3,21 @@ receipted by the office. Clocks are injected (wall seconds): no sleeping."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
 from _outbox_fixtures import DAY_S, T0, ManualClock, make_finding, minutes, real_jpegs, rows
 
+from edge.config import ModelConfig, demo_config
+from edge.mqtt_config import MqttConfig
 from edge.outbox import Outbox
+from edge.recorder import Recorder
+from edge.status import Alert
 
 BIG = 10**12
 
@@ -164,3 +172,59 @@ def test_images_only_the_broker_acknowledged_are_evicted_after_receipted_ones(
         states = dict(rows(db, "SELECT id, image_state FROM findings"))
     assert states[receipted.id] == "evicted"
     assert states[acked.id] == "sent" and states[unsent.id] == "pending"
+
+
+@pytest.mark.parametrize(("alert_after_s", "alerted"), [(3600.0, True), (3 * 3600.0, False)])
+def test_the_recorder_says_when_the_office_has_confirmed_nothing_for_long(
+    tmp_path: Path, alert_after_s: float, alerted: bool
+) -> None:
+    """A finding the broker acknowledged two hours ago, no receipt since: the driver's screen
+    and the status topic get the office_silent alert once that is past mqtt.receipt_alert_s."""
+    data_dir = tmp_path / "data"
+    two_hours_ago = ManualClock(time.time() - 2 * 3600)
+    with open_outbox(data_dir, two_hours_ago) as outbox:
+        finding = make_finding(2)
+        outbox.add(finding, None)
+        outbox.mark_finding_sent(finding.id)
+    broken = tmp_path / "broken.json"  # no model: the drive is over in a moment
+    broken.write_text('{"name": "half-written')
+    config = demo_config(data_dir, fast=True)
+    mqtt = MqttConfig(enabled=True, host="127.0.0.1", receipt_alert_s=alert_after_s)
+    config = config.model_copy(update={"model": ModelConfig(package=broken), "mqtt": mqtt})
+    recorder = Recorder(config, lockstep=True).start()
+    try:
+        deadline = time.monotonic() + 30
+        while recorder.status().outbox.awaiting_receipt == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = recorder.status()
+        assert status.outbox.awaiting_receipt == 1
+        assert status.outbox.office_silent_s is not None and status.outbox.office_silent_s >= 7200
+        assert (Alert.OFFICE_SILENT in status.alerts) is alerted
+    finally:
+        recorder.stop()
+
+
+def test_outbox_status_reports_what_awaits_the_office(tmp_path: Path) -> None:
+    wall = ManualClock(time.time() - 3 * 3600)  # acknowledged three hours ago
+    findings = [make_finding(g, T0 + minutes(i), seq=i) for i, g in enumerate((1, 2, 3))]
+    jpegs = real_jpegs(3)
+    with open_outbox(tmp_path, wall) as outbox:
+        for f, jpeg in zip(findings, jpegs, strict=True):
+            outbox.add(f, jpeg)
+        outbox.mark_findings_sent([f.id for f in findings])
+        outbox.mark_images_sent([findings[0].id])
+        outbox.mark_receipted([findings[2].id], ())
+    roadpatrol = [sys.executable, "-m", "edge.cli", "outbox", "status", "--data-dir", str(tmp_path)]
+    done = subprocess.run([*roadpatrol, "--json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["pending"], report["awaiting_receipt"], report["awaiting_receipt_images"]) == (
+        0, 2, 1,
+    )  # fmt: skip
+    assert 3 * 3600 <= report["awaiting_receipt_age_s"] < 3 * 3600 + 60
+    # A receipt came (for findings[2]) as the others were acknowledged: silent since then.
+    assert report["office_silent_s"] == pytest.approx(report["last_receipt_age_s"], abs=1)
+    text = subprocess.run(roadpatrol, capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0, text.stderr
+    assert "awaiting office receipt 2 findings, 1 images (oldest 3 h 00 min)" in text.stdout
+    assert "the office has not confirmed anything for 3 h 00 min" in text.stdout
