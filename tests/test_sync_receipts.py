@@ -81,6 +81,16 @@ def receipted(data_dir: Path) -> tuple[set[str], set[str]]:
         conn.close()
 
 
+def ever_acked_images(data_dir: Path) -> set[str]:
+    """Images the broker has acknowledged at least once (re-sends included)."""
+    conn = sqlite3.connect(f"{(data_dir / 'outbox.sqlite3').resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT id FROM findings WHERE image_first_sent_at IS NOT NULL")
+        return {r[0] for r in rows}
+    finally:
+        conn.close()
+
+
 def office_images(store: OfficeStore) -> set[str]:
     return {r["finding_id"] for r in store.query("SELECT finding_id FROM images")}
 
@@ -389,3 +399,38 @@ def test_sync_drain_exits_0_only_once_the_office_receipted_everything(
         assert report["receipted"] == COUNT + len(images)
         with open_outbox(data_dir) as outbox:
             assert_delivered_once(outbox, office.store, findings, images)
+
+
+def test_a_broker_without_persistence_restarted_during_a_drain_loses_no_image(
+    tmp_path: Path,
+) -> None:
+    """The issue's second case: the broker acknowledged every image of a running drain, then
+    restarted without persistence before the office had them. The drain does not exit 0 until
+    the office has receipted each one."""
+    plain = Broker(tmp_path / "broker", persistence=False)
+    plain.start()
+    data_dir = tmp_path / "data"
+    findings, images = fill(data_dir)
+    office_dir, office_cfg = tmp_path / "office", mqtt_cfg(plain.port)
+    with Office(office_dir, office_cfg):
+        pass  # its session queues what the drain sends: until the restart
+    drain = subprocess.Popen(
+        [sys.executable, "-m", "sync", "sync", "drain", "--data-dir", str(data_dir), "--json",
+         "--broker", f"127.0.0.1:{plain.port}", "--receipt-timeout", "1", "--timeout", "90"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with open_outbox(data_dir) as watched:
+            assert wait_until(lambda: len(ever_acked_images(data_dir)) == len(images), 30)
+            assert drain.poll() is None, "no receipt yet: the drain must still be running"
+            plain.restart()
+            with Office(office_dir, office_cfg) as office:
+                out, err = drain.communicate(timeout=120)
+                assert drain.returncode == 0, err
+                report = json.loads(out)
+                assert (report["remaining"], report["awaiting_receipt"]) == (0, 0)
+                assert_delivered_once(watched, office.store, findings, images)
+    finally:
+        drain.kill()
+        drain.wait()
+        plain.kill()

@@ -309,7 +309,8 @@ class Outbox:
         (``timeout_s``, doubling per try up to ``cap_s``); returns (findings, images)."""
         with self._wlock, transaction(self._wconn) as conn:
             requeued = receipts.requeue(conn, self._clock(), timeout_s, cap_s)
-            self._writes += 1
+            if any(requeued):
+                self._writes += 1
         return requeued
 
     def awaiting_receipt(self) -> receipts.Awaiting:
