@@ -125,6 +125,9 @@ def test_the_wait_for_a_receipt_doubles_with_each_send_up_to_the_cap(tmp_path: P
                 assert waited < 10 * cap, "never sent again"
         # Sent at 0, then 100 (waited 100), 200 (100), 400 (200), 750 (350: the cap).
         assert sends == [0, 100, 200, 400, 750]
+        # Pending again, but the office may hold it: a repeat sighting does not rewrite it.
+        assert [p.finding_id for p in outbox.pending_findings(5)] == [finding.id]
+        assert outbox.replace_unsent(finding, None) is False
         assert state(db, finding.id)[1] == t0  # the first acknowledgement is kept
 
 

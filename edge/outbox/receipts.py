@@ -95,12 +95,13 @@ def migrate(conn: sqlite3.Connection) -> bool:
     """Add the receipt columns and indexes to an older outbox in place; True if it was older.
 
     Its acknowledged records become awaiting a receipt from their acknowledgement time."""
-    have = {row[1] for row in conn.execute("PRAGMA table_info(findings)")}
-    missing = [(name, kind) for name, kind in COLUMNS if name not in have]
+    missing = _missing_columns(conn)
     if missing:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for name, kind in missing:
+            # Again under the write lock: a second process (a drain beside the recorder) may
+            # have migrated it while this one waited.
+            for name, kind in _missing_columns(conn):
                 conn.execute(f"ALTER TABLE findings ADD COLUMN {name} {kind}")
             conn.execute("UPDATE findings SET first_sent_at = sent_at WHERE sent_at IS NOT NULL")
             conn.execute(
@@ -113,6 +114,11 @@ def migrate(conn: sqlite3.Connection) -> bool:
             raise
     conn.executescript(INDEXES)
     return bool(missing)
+
+
+def _missing_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(findings)")}
+    return [(name, kind) for name, kind in COLUMNS if name not in have]
 
 
 def apply(

@@ -70,11 +70,12 @@ def insert_finding(
 def unsent_image_of(
     conn: sqlite3.Connection, finding_id: str
 ) -> tuple[str | None, int, str] | None:
-    """(image_name, image_bytes, image_state) of a finding not yet sent; None when it is
-    unknown or the office has it."""
+    """(image_name, image_bytes, image_state) of a finding never sent; None when it is
+    unknown or the broker acknowledged it once (the office may have that version: one sent
+    again for want of a receipt is sent as it was)."""
     row: tuple[str | None, int, str] | None = conn.execute(
         "SELECT image_name, image_bytes, image_state FROM findings "
-        "WHERE id = ? AND sent_at IS NULL",
+        "WHERE id = ? AND sent_at IS NULL AND first_sent_at IS NULL",
         (finding_id,),
     ).fetchone()
     return row

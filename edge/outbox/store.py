@@ -11,9 +11,10 @@ sent images go first, then unsent ones, each lowest grade first, oldest first. T
 are committed under the write lock, the files deleted after it is released
 (edge.outbox.unlinking), so that a writer never waits for hundreds of unlinks.
 
-Records the office has had for longer than ``keep_sent_s`` are deleted with their images
-(edge.outbox.retention): at open, then at most every few minutes on the back of a mark_*_sent
-call, in short batches. Unsent records are never deleted.
+A finding or image is delivered when the office's receipt arrives (edge.outbox.receipts),
+not when the broker acknowledged it. Records the office receipted longer than ``keep_sent_s``
+ago are deleted with their images (edge.outbox.retention): at open, then at most every few
+minutes on the back of a mark_*_sent or receipt call, in short batches. Others never are.
 
 Thread-safe: one connection for writes and one for reads, each behind its own lock.
 """
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
-from edge.outbox import queries, receipts, rows
+from edge.outbox import queries, rows
 from edge.outbox.config import OutboxConfig
 from edge.outbox.frame_counts import FrameCounts
 from edge.outbox.images import is_jpeg, store_image
@@ -39,6 +40,7 @@ from edge.outbox.queries import (
     PendingImage,
     TrackPoint,
 )
+from edge.outbox.receipt_methods import OutboxReceipts
 from edge.outbox.retention import Pruned, Retention
 from edge.outbox.schema import DB_NAME, IMAGES_DIR, DataDirLock, OutboxError, open_database
 from edge.outbox.space import bump, disk_free_bytes, enforce_limits, tidy, transaction
@@ -51,8 +53,9 @@ log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")  # the id names the image file
 
 
-class Outbox:
-    """See the module docstring. Open with :meth:`open`; close with :meth:`close`."""
+class Outbox(OutboxReceipts):
+    """See the module docstring. Open with :meth:`open`; close with :meth:`close`. The
+    office's receipts: :class:`edge.outbox.receipt_methods.OutboxReceipts`."""
 
     def __init__(
         self,
@@ -216,7 +219,8 @@ class Outbox:
     def replace_unsent(self, finding: Finding, jpeg: bytes | None) -> bool:
         """Update a stored finding that the broker has not acknowledged yet: a repeat sighting
         of the same damage (a better frame, or one more sighting). ``jpeg`` None keeps the
-        image. False, changing nothing, when it is unknown or already sent: the office has it.
+        image. False, changing nothing, when it is unknown or was ever sent: the office may have
+        it (and stores a finding once, so a later version would not count there).
         """
         if jpeg is not None and not is_jpeg(jpeg):
             raise ValueError(f"finding {finding.id}: image bytes are not a JPEG")
@@ -291,31 +295,6 @@ class Outbox:
 
     def mark_images_sent(self, finding_ids: Iterable[str]) -> int:
         return self._mark(rows.MARK_IMAGE_SENT, finding_ids)
-
-    def mark_receipted(
-        self, finding_ids: Iterable[str], image_ids: Iterable[str] = ()
-    ) -> tuple[int, int]:
-        """The office has these findings / images in its database: their delivery ends (one
-        commit). Ids unknown here or receipted before change nothing. Returns what changed."""
-        findings, images = list(finding_ids), list(image_ids)
-        with self._wlock, transaction(self._wconn) as conn:
-            changed = receipts.apply(conn, self._clock(), findings, images)
-            self._writes += 1
-        self._maybe_prune()
-        return changed
-
-    def requeue_unreceipted(self, timeout_s: float, cap_s: float) -> tuple[int, int]:
-        """Back to pending, to be sent again, what the office has not receipted in its wait
-        (``timeout_s``, doubling per try up to ``cap_s``); returns (findings, images)."""
-        with self._wlock, transaction(self._wconn) as conn:
-            requeued = receipts.requeue(conn, self._clock(), timeout_s, cap_s)
-            if any(requeued):
-                self._writes += 1
-        return requeued
-
-    def awaiting_receipt(self) -> receipts.Awaiting:
-        with self._rlock:
-            return receipts.awaiting(self._rconn)
 
     def add_track_point(self, fix: Fix) -> int | None:
         """Store a point of the patrol route; None (nothing stored) when the fix has no position."""
