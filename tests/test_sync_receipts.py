@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from _mqtt_fixtures import (
     Broker,
     Office,
@@ -170,16 +171,22 @@ def test_a_broker_without_persistence_restarted_while_the_receiver_is_away(
         plain.kill()
 
 
-def test_a_receiver_whose_session_expired_gets_everything(broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["session expired", "client id changed"])
+def test_a_receiver_whose_session_is_gone_gets_everything(
+    broker: Broker, tmp_path: Path, how: str
+) -> None:
     """An expiry of 0 s ends the office's session the moment it disconnects: what the vehicle
-    publishes while it is away is dropped by the broker, as after a longer expiry ran out."""
+    publishes while it is away is dropped by the broker, as after a longer expiry ran out. An
+    office back under another client id finds no session of its own either."""
     findings, images = fill(tmp_path / "data")
     office_dir, office_cfg = tmp_path / "office", mqtt_cfg(broker.port)
-    with Office(office_dir, office_cfg, session_expiry_s=0):
+    expiry = 0 if how == "session expired" else 3600
+    with Office(office_dir, office_cfg, client_id="office-a", session_expiry_s=expiry):
         pass
+    later_id = "office-a" if how == "session expired" else "office-b"
     with vehicle(tmp_path / "data", vehicle_cfg(broker.port)) as (outbox, publisher):
         assert wait_until(lambda: acked_by_broker(publisher, images), 20)
-        with Office(office_dir, office_cfg, session_expiry_s=0) as office:
+        with Office(office_dir, office_cfg, client_id=later_id, session_expiry_s=expiry) as office:
             assert wait_until(lambda: all_delivered(outbox, office.store, findings, images), 30)
             assert_delivered_once(outbox, office.store, findings, images)
 
