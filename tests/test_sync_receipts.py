@@ -441,3 +441,28 @@ def test_a_broker_without_persistence_restarted_during_a_drain_loses_no_image(
         drain.kill()
         drain.wait()
         plain.kill()
+
+
+def test_nothing_is_receipted_that_the_office_could_not_store(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The office's image folder breaks: an image is not stored (and the office takes nothing
+    more until it can: the broker delivers that image again first), and gets no receipt; what
+    is receipted is in the office database. Once the folder is back, everything arrives."""
+    import shutil
+
+    findings, images = fill(tmp_path / "data")
+    with Office(tmp_path / "office", mqtt_cfg(broker.port)) as office:
+        folder = tmp_path / "office" / "images"
+        shutil.rmtree(folder)
+        folder.write_text("not a folder\n", encoding="utf-8")  # every image write fails
+        with vehicle(tmp_path / "data", vehicle_cfg(broker.port)) as (outbox, _):
+            assert wait_until(lambda: office.receiver.stats.store_failures >= 3, 30)
+            assert receipted(outbox.data_dir)[1] == set(), "no receipt for an image not stored"
+            assert office.store.counts().images == 0
+            assert receipted(outbox.data_dir)[0] <= office.store.finding_ids()
+            assert receipted(outbox.data_dir)[0], "findings stored before the failure: receipted"
+            folder.unlink()
+            folder.mkdir()
+            assert wait_until(lambda: all_delivered(outbox, office.store, findings, images), 40)
+            assert_delivered_once(outbox, office.store, findings, images)

@@ -328,6 +328,7 @@ class OfficeReceiver:
             self.handler.stats.store_failures += 1
             self.last_error = f"cannot store message: {exc}"
             log.error("cannot store message on %r: %s; reconnecting", topic, exc)
+            self.receipts.flush()  # what was stored before it still gets its receipt
             client.disconnect()
             return
         except Exception:
