@@ -88,6 +88,24 @@ class MqttConfig(BaseModel):
         description="No PUBACK for this long while records are in flight: the link is taken "
         "as half-open and dropped, and the records are sent again on a new connection.",
     )
+    receipt_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A finding or image the broker acknowledged but the office has not "
+        "receipted (stored in its database) within this long is sent again; the wait doubles "
+        "with each try, up to receipt_max_wait_s.",
+    )
+    receipt_max_wait_s: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="Longest wait for the office's receipt between two sends of one record.",
+    )
+    receipt_alert_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Records have waited this long with no receipt from the office: the "
+        "driver's screen and the status topic say 'the office has not confirmed anything'.",
+    )
     connect_timeout_s: float = Field(
         default=10.0, gt=0, description="Give up one TCP/TLS/CONNECT attempt after this long."
     )

@@ -349,6 +349,9 @@ class Recorder:
             alerts.append(Alert.DISK_LOW)
         if self.model_error:
             alerts.append(Alert.MODEL_REFUSED)
+        silent_s, mqtt = outbox.office_silent_s, self.config.mqtt
+        if mqtt.enabled and silent_s is not None and silent_s >= mqtt.receipt_alert_s:
+            alerts.append(Alert.OFFICE_SILENT)
         by_grade, recent = self.findings.counts()
         return Status(
             recording=not self._stop.is_set() and not self._ended.is_set(),

@@ -67,7 +67,11 @@ class OutboxStatus:
     stored: int = 0
     disk_free_bytes: int | None = None
     disk_low: bool = False
-    pruned: int = 0  # findings deleted after the office acknowledged them (keep_sent_days)
+    pruned: int = 0  # findings deleted after the office receipted them (keep_sent_days)
+    # Findings and images the broker acknowledged that the office has not receipted yet.
+    awaiting_receipt: int = 0
+    awaiting_receipt_age_s: float | None = None  # since the oldest was first acknowledged
+    office_silent_s: float | None = None  # the office confirmed nothing for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,3 +146,5 @@ class Alert:
     # A replayed drive (the demo, a video file or folder that does not loop) has been played
     # to its end: the screen says so and closes, and no hardware alert is raised any more.
     REPLAY_FINISHED = "replay_finished"
+    # Records wait for the office's receipt and none came for mqtt.receipt_alert_s.
+    OFFICE_SILENT = "office_silent"

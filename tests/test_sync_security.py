@@ -23,15 +23,14 @@ from _mqtt_fixtures import (
 from edge.mqtt_config import MqttTlsConfig
 from sync.publisher import Publisher
 
+OFFICE_BROKER_ACL = Path(__file__).resolve().parents[1] / "sync" / "deploy" / "mosquitto.acl"
+
 
 def _tls_broker(tmp_path: Path) -> tuple[Broker, dict[str, MqttTlsConfig]]:
     pki = make_pki(tmp_path / "pki", ("veh-A", "office"))
-    acl = tmp_path / "acl"
-    # The certificate's CN is the user name: a vehicle may write only under its own id.
-    acl.write_text(
-        "user office\ntopic read roadpatrol/v1/#\n\npattern write roadpatrol/v1/%u/#\n",
-        encoding="utf-8",
-    )
+    # The certificate's CN is the user name: a vehicle may write only under its own id, and
+    # never its receipts. The ACL is the one sync/README.md documents.
+    acl = OFFICE_BROKER_ACL
     broker = Broker(
         tmp_path / "broker",
         listener_conf=(

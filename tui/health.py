@@ -28,7 +28,13 @@ class HealthGrid(StatusView):
         return (status.gps, status.camera, status.model, status.outbox, status.link)
 
     def shape(self, status: Status) -> Hashable:
-        return (status.model.last_update_result is not None, _link_reason(status) is not None)
+        # The lines of a model update, of the link's reason and of records awaiting the
+        # office's receipt come and go: only then does the grid change height.
+        return (
+            status.model.last_update_result is not None,
+            _link_reason(status) is not None,
+            status.outbox.awaiting_receipt > 0,
+        )
 
     def render(self) -> RenderResult:
         m = self.msgs
@@ -38,6 +44,7 @@ class HealthGrid(StatusView):
             (m("label.model"), self._model()),
             *self._model_update(),
             (m("label.outbox"), self._outbox()),
+            *self._awaiting_receipt(),
             (m("label.link"), self._link()),
             *self._link_reason(),
             (m("label.disk"), self._disk()),
@@ -147,6 +154,14 @@ class HealthGrid(StatusView):
         if self.wide and box.evictions:
             text.append(_SEP + m("outbox.evicted", n=box.evictions), style=_WARN)
         return text
+
+    def _awaiting_receipt(self) -> list[tuple[str, Text]]:
+        """Sent, but the office has not confirmed storing it yet: a line of its own."""
+        m, box = self.msgs, self.status.outbox
+        if not box.awaiting_receipt:
+            return []
+        age = fmt.age(m, box.awaiting_receipt_age_s)
+        return [("", Text(m("outbox.awaiting_receipt", n=box.awaiting_receipt, age=age)))]
 
     def _link(self) -> Text:
         m, link = self.msgs, self.status.link

@@ -7,6 +7,7 @@ missing translation is a test failure rather than an English word on a Japanese 
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from typing import Final, Literal
 
@@ -52,6 +53,7 @@ _EN: Final[dict[str, str]] = {
     "outbox.pending": "{n} waiting",
     "outbox.oldest": "oldest {age}",
     "outbox.evicted": "{n} photos dropped",
+    "outbox.awaiting_receipt": "{n} awaiting office receipt ({age})",
     "link.online": "online",
     "link.offline": "offline",
     "link.offline_since": "offline since {time}",
@@ -105,6 +107,8 @@ _EN: Final[dict[str, str]] = {
     "Reconnecting…",
     "alert.replay_finished": "DEMO DRIVE FINISHED — the recorded drive was played to its end. "
     "This screen closes in a few seconds; any key closes it now.",
+    "alert.office_silent": "THE OFFICE HAS NOT CONFIRMED ANYTHING FOR {age} — findings stay on "
+    "the vehicle and are sent again. Tell the office.",
     "alert.unknown": "ALERT {code}",
     "notify.marked": "Marked by hand — will be sent to the office",
     "notify.mark_failed": "Could not store the manual mark",
@@ -159,6 +163,7 @@ _JA: Final[dict[str, str]] = {
     "outbox.pending": "{n}件",
     "outbox.oldest": "最古{age}",
     "outbox.evicted": "写真削除{n}",
+    "outbox.awaiting_receipt": "事務所確認待ち{n}件({age})",
     "link.online": "接続中",
     "link.offline": "圏外",
     "link.offline_since": "{time}から圏外",
@@ -211,6 +216,8 @@ _JA: Final[dict[str, str]] = {
     "してください(再接続中)",
     "alert.replay_finished": "デモ走行終了：記録された走行を最後まで再生しました。"
     "数秒後にこの画面を閉じます（何かキーを押すとすぐ閉じます）",
+    "alert.office_silent": "事務所から{age}受信確認がありません：データは車両に残り、再送します。"
+    "事務所に連絡してください",
     "alert.unknown": "警告 {code}",
     "notify.marked": "手動で記録しました — 事務所に送信されます",
     "notify.mark_failed": "手動記録を保存できませんでした",
@@ -251,9 +258,13 @@ class Messages:
         key = f"type.{code}"
         return self(key) if key in self._table else code
 
-    def alert(self, code: str) -> str:
+    def alert(self, code: str, **params: object) -> str:
+        """The alert's words; ``params`` fill the few that name a figure (an age)."""
         key = f"alert.{code}"
-        return self(key) if key in self._table else self("alert.unknown", code=code)
+        if key not in self._table:
+            return self("alert.unknown", code=code)
+        needed = {name for _, name, _, _ in string.Formatter().parse(self._table[key]) if name}
+        return self(key, **{k: v for k, v in params.items() if k in needed})
 
 
 def parse_lang(value: str) -> Lang:

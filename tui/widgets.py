@@ -122,7 +122,8 @@ class AlertList(StatusView):
     RELAYOUT = True
 
     def part(self, status: Status) -> Hashable:
-        return status.alerts
+        silent = status.outbox.office_silent_s if Alert.OFFICE_SILENT in status.alerts else None
+        return status.alerts, None if silent is None else round(silent / 60)
 
     def follow(self, status: Status) -> None:
         self.display = bool(status.alerts)
@@ -135,8 +136,9 @@ class AlertList(StatusView):
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column(ratio=1, overflow="fold")
+        silent = fmt.age(self.msgs, self.status.outbox.office_silent_s)
         for code in self.status.alerts:
-            grid.add_row("⚠", self.msgs.alert(code))
+            grid.add_row("⚠", self.msgs.alert(code, age=silent))
         return grid
 
 

@@ -1,13 +1,14 @@
 """The office receiver: MQTT messages from the fleet into the office database.
 
-Subscribes to ``<prefix>/+/#`` with a persistent session (clean start off, a session expiry),
-so messages published while the receiver is down wait at the broker. Acknowledgements are
+Subscribes to ``<prefix>/+/#`` with a persistent session (clean start off, a session expiry), so
+messages published while the receiver is down wait at the broker. After each finding or image is
+committed, its receipt goes back to the vehicle (sync.office.receipts). Acknowledgements are
 manual: a message is acked only after it is stored, or after it was judged malformed and
 skipped, so a database failure makes the broker deliver it again instead of losing it.
 
 Everything a vehicle (or anyone able to publish) sends is untrusted: size-capped before parsing,
-JSON-parsed strictly, validated against the payload schemas, and only validated ids ever name
-an image file.
+JSON-parsed strictly, validated against the payload schemas, and only validated ids ever name an
+image file.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import logging
 import sqlite3
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.mqtt_config import MqttConfig
 from sync.mqtt_client import Backoff, connect, make_client, reason_text
 from sync.office.ownership import NotYours, Ownership
+from sync.office.receipts import ReceiptSender
 from sync.office.store import OfficeStore
 from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAG, VEHICLE_ID_RE, schema_errors
 
@@ -80,11 +84,18 @@ def _validated(kind: str, document: Any) -> dict[str, Any]:
 class MessageHandler:
     """Turns one MQTT message into store writes, or raises Rejected. No network in here."""
 
-    def __init__(self, store: OfficeStore, topic_prefix: str = "roadpatrol/v1") -> None:
+    def __init__(
+        self,
+        store: OfficeStore,
+        topic_prefix: str = "roadpatrol/v1",
+        on_stored: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         self.store = store
         self.prefix_levels = topic_prefix.split("/")
         self.stats = ReceiverStats()
         self.ownership = Ownership(store)
+        # (vehicle id, 'finding' | 'image', finding id), after the commit: the receipt.
+        self.on_stored = on_stored or (lambda vehicle_id, kind, finding_id: None)
 
     def handle(
         self,
@@ -107,6 +118,8 @@ class MessageHandler:
             return self._image(vehicle_id, rest[0], payload, content_type, user_properties)
         if rest:
             raise Rejected(f"unexpected topic levels after {kind!r}")
+        if kind == "receipt":  # our own receipts to the vehicle (MQTT 3.1.1 has no no-local)
+            return "receipt"
         if kind == "finding":
             return self._finding(vehicle_id, payload)
         if kind == "track":
@@ -124,8 +137,10 @@ class MessageHandler:
         except NotYours as exc:
             raise Rejected(str(exc)) from None
         new = self.store.add_finding(doc)
+        self.on_stored(vehicle_id, "finding", doc["id"])
         if self.ownership.adopt(vehicle_id, doc["id"]):  # its image came first
             self.stats.images += 1
+            self.on_stored(vehicle_id, "image", doc["id"])
         if new:
             self.stats.findings += 1
             return "finding"
@@ -159,11 +174,15 @@ class MessageHandler:
         try:
             verdict = self.ownership.image_verdict(vehicle_id, finding_id, payload)
             if verdict == "park":
+                # Not receipted: only an image attached to its finding is stored for good.
                 self.ownership.park(vehicle_id, finding_id, payload)
                 return "parked"
         except NotYours as exc:
             raise Rejected(str(exc)) from None
-        if verdict == "store" and self.store.add_image(vehicle_id, finding_id, payload):
+        added = verdict == "store" and self.store.add_image(vehicle_id, finding_id, payload)
+        # Its finding's image is in the office now (a conflicting copy keeps the first).
+        self.on_stored(vehicle_id, "image", finding_id)
+        if added:
             self.stats.images += 1
             return "image"
         self.stats.duplicates += 1
@@ -195,11 +214,15 @@ class OfficeReceiver:
         *,
         client_id: str = "roadpatrol-office",
         session_expiry_s: int = 7 * 24 * 3600,
+        receipt_batch_s: float = 0.2,
     ) -> None:
         self.cfg = cfg
         self.client_id = client_id
         self.session_expiry_s = session_expiry_s
-        self.handler = MessageHandler(store, cfg.topic_prefix)
+        self.receipts = ReceiptSender(
+            cfg.topic_prefix, lambda: self._client, batch_s=receipt_batch_s
+        )
+        self.handler = MessageHandler(store, cfg.topic_prefix, self.receipts.stored)
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._lock = threading.Lock()
@@ -218,9 +241,11 @@ class OfficeReceiver:
         return self._connected.is_set()
 
     def start(self) -> None:
+        self.receipts.start()
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        self.receipts.stop()  # what is stored gets its receipt before we go
         self._stopping.set()
         with self._lock:
             if self._client is not None:
@@ -293,7 +318,11 @@ class OfficeReceiver:
             self.last_error = f"broker refused the connection: {reason_text(reason_code)}"
             log.error("attempt %d: %s", self._attempts, self.last_error)
             return
-        client.subscribe(f"{self.cfg.topic_prefix}/+/#", qos=1)
+        topic = f"{self.cfg.topic_prefix}/+/#"
+        if client.protocol == mqtt.MQTTv5:  # not our own receipts back
+            client.subscribe(topic, options=SubscribeOptions(qos=1, noLocal=True))
+        else:
+            client.subscribe(topic, qos=1)
         self.last_error = None
         log.info(
             "connected to %s:%d (attempt %d, session present: %s)",
@@ -342,6 +371,7 @@ class OfficeReceiver:
             self.handler.stats.store_failures += 1
             self.last_error = f"cannot store message: {exc}"
             log.error("cannot store message on %r: %s; reconnecting", topic, exc)
+            self.receipts.flush()  # what was stored before it still gets its receipt
             client.disconnect()
             return
         except Exception:
