@@ -124,15 +124,20 @@ def validate_config(raw: dict[str, Any], path: Path, text: str = "") -> AppConfi
     try:
         return AppConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            field = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(text, loc) if text else None
-            where = f"line {line}: " if line else ""
-            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}{field}: {message}")
-        raise ConfigError(path, problems) from exc
+        raise ConfigError(path, validation_problems(exc, text)) from exc
+
+
+def validation_problems(exc: ValidationError, text: str = "") -> list[str]:
+    """Each validation error as ``line N: field: message`` (the line when ``text`` has it)."""
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(text, loc) if text else None
+        where = f"line {line}: " if line else ""
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(f"{where}{field}: {message}")
+    return problems
 
 
 def load_config(path: Path) -> AppConfig:

@@ -1,0 +1,159 @@
+"""`roadpatrol office serve`: accounts, sessions and the API against a live office (findings
+delivered over a real mosquitto by the real publisher), as an attacker would try it."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from _console_fixtures import PASSWORDS, LiveOffice, client, csrf_from, live, login, roadpatrol
+
+__all__ = ["client", "live"]
+
+
+def test_healthz_needs_no_login_and_everything_else_does(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"ok": True}
+    for path in ("/", "/queue", "/sites/1", "/export/sites.csv"):
+        r = client.get(path)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
+    for path in ("/api/findings", "/api/sites", "/api/tracks"):
+        assert client.get(path).status_code == 401, path
+    image = client.get("/images/00000000-0000-0000-0000-000000000000.jpg")
+    assert image.status_code == 303 and image.headers["location"].startswith("/login")
+
+
+def test_login_form_has_the_fields_and_a_token(client: httpx.Client) -> None:
+    page = client.get("/login")
+    assert page.status_code == 200
+    assert 'name="username"' in page.text and 'name="password"' in page.text
+    assert f'name="csrf_token" value="{csrf_from(page.text)}"' in page.text
+    # A login post without the token is refused even with the right password.
+    r = client.post("/login", data={"username": "view", "password": PASSWORDS["view"]})
+    assert r.status_code == 403
+    assert client.get("/api/findings").status_code == 401
+
+
+def test_api_findings_match_office_export(live: LiveOffice, client: httpx.Client) -> None:
+    assert login(client, "view").status_code == 303
+    doc = client.get("/api/findings").json()
+    done = roadpatrol("office", "export", "--db", str(live.db), "--format", "geojson")
+    assert done.returncode == 0, done.stderr
+    exported = {f["properties"]["id"]: f for f in json.loads(done.stdout)["features"]}
+    served = {f["properties"]["id"]: f for f in doc["features"]}
+    assert served.keys() >= {f.id for f in live.findings}
+    for fid, feature in exported.items():
+        assert served[fid]["properties"] == feature["properties"]
+        assert served[fid]["geometry"] == feature["geometry"]
+    urgent = client.get("/api/findings", params={"grade": "3"}).json()["features"]
+    assert {f["properties"]["id"] for f in urgent} == {f.id for f in live.findings
+                                                       if f.grade == 3}  # fmt: skip
+    assert client.get("/api/findings", params={"grade": "9"}).status_code == 400
+    north = client.get("/api/findings", params={"bbox": "140.0,35.6090,140.2,35.7"}).json()
+    assert {f["properties"]["id"] for f in north["features"]} <= {f.id for f in live.findings[2:]}
+
+
+def test_api_sites_match_office_export_sites(live: LiveOffice, client: httpx.Client) -> None:
+    login(client, "view")
+    doc = client.get("/api/sites").json()
+    done = roadpatrol("office", "export", "--db", str(live.db), "--format", "geojson", "--sites")
+    features = json.loads(done.stdout)["features"]
+    exported = {f["properties"]["site_id"]: f["properties"] for f in features}
+    served = {f["properties"]["site_id"]: f["properties"] for f in doc["features"]}
+    assert served.keys() == exported.keys()
+    for site_id, props in exported.items():
+        assert {k: served[site_id][k] for k in props} == props
+        assert served[site_id]["repair_state"] in ("new", "confirmed", "scheduled", "repaired",
+                                                   "closed")  # fmt: skip
+
+
+def test_a_viewer_cannot_review(live: LiveOffice, client: httpx.Client) -> None:
+    page = login(client, "view")
+    token = csrf_from(client.get(page.headers["location"]).text)
+    r = client.post("/api/reviews", headers={"X-CSRF-Token": token},
+                    json={"finding_id": live.findings[2].id, "verdict": "confirmed"})  # fmt: skip
+    assert r.status_code == 403
+    assert live.office.store.query(
+        "SELECT 1 FROM reviews WHERE finding_id = ?", (live.findings[2].id,)
+    ) == []
+
+
+def test_a_write_without_the_csrf_token_is_refused(live: LiveOffice, client: httpx.Client) -> None:
+    login(client, "rev")
+    fid = live.findings[4].id
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        r = client.post("/api/reviews", headers=headers, json={"finding_id": fid,
+                                                               "verdict": "confirmed"})  # fmt: skip
+        assert r.status_code == 403
+    r = client.post("/api/sites/1/repair", json={"state": "confirmed"})
+    assert r.status_code == 403
+    assert live.office.store.query("SELECT 1 FROM reviews WHERE finding_id = ?", (fid,)) == []
+
+
+def test_a_review_through_the_api_is_the_cli_review(live: LiveOffice, client: httpx.Client) -> None:
+    login(client, "rev")
+    token = csrf_from(client.get("/").text)
+    fid = live.findings[1].id  # a D20 crack, grade 2: corrected to a pothole
+    r = client.post("/api/reviews", headers={"X-CSRF-Token": token},
+                    json={"finding_id": fid, "verdict": "corrected", "grade": 3,
+                          "type_codes": ["D40"], "note": "deep"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["office_grade"] == 3 and r.json()["reviewer"] == "rev"
+    done = roadpatrol("office", "review", "--db", str(live.db), "--list", "--json")
+    row = next(x for x in json.loads(done.stdout) if x["id"] == fid)
+    assert (row["review_verdict"], row["office_grade"], row["reviewed_by"]) == ("corrected", 3,
+                                                                                 "rev")  # fmt: skip
+    # The correction moved the finding to a D40 site, as `office review` does.
+    site_types = live.office.store.query(
+        "SELECT s.type_code FROM site_findings sf JOIN sites s ON s.id = sf.site_id "
+        "WHERE sf.finding_id = ?", (fid,))  # fmt: skip
+    assert [r["type_code"] for r in site_types] == ["D40"]
+    bad = client.post("/api/reviews", headers={"X-CSRF-Token": token},
+                      json={"finding_id": fid, "verdict": "corrected", "grade": 7})  # fmt: skip
+    assert bad.status_code == 400 and "grade" in bad.json()["error"]
+    missing = client.post("/api/reviews", headers={"X-CSRF-Token": token},
+                          json={"finding_id": "nope", "verdict": "confirmed"})  # fmt: skip
+    assert missing.status_code == 404
+
+
+def test_five_wrong_passwords_lock_the_name(client: httpx.Client) -> None:
+    for _ in range(5):
+        assert login(client, "admin", "wrong-password").status_code == 401
+    # Now even the right password is not checked: the name waits out the lockout.
+    locked = login(client, "admin")
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    assert client.get("/api/findings").status_code == 401
+    # Another name is not locked by it.
+    assert login(client, "view").status_code == 303
+
+
+@pytest.mark.parametrize("name", [
+    "..%2F..%2Foffice.sqlite3", "..%2Fchiba-07%2Fx.jpg", "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "....jpg", "00000000-0000-0000-0000-000000000000.jpg",
+])  # fmt: skip
+def test_image_ids_are_validated(live: LiveOffice, client: httpx.Client, name: str) -> None:
+    login(client, "view")
+    assert client.get(f"/images/{name}").status_code == 404
+    # httpx normalises '..' away: the server sees /office/office.sqlite3, which is no route.
+    assert client.get("/images/../../office/office.sqlite3").status_code == 404
+
+
+def test_images_are_served_for_known_findings(live: LiveOffice, client: httpx.Client) -> None:
+    login(client, "view")
+    r = client.get(f"/images/{live.findings[0].id}.jpg")
+    assert r.status_code == 200 and r.content.startswith(b"\xff\xd8\xff")
+    assert r.headers["content-type"] == "image/jpeg"
+
+
+def test_a_disabled_account_loses_its_session(live: LiveOffice, client: httpx.Client) -> None:
+    done = roadpatrol("office", "user", "add", "temp", "--role", "viewer", "--db", str(live.db),
+                      stdin="temp-pass-123\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert login(client, "temp", "temp-pass-123").status_code == 303
+    assert client.get("/api/sites").status_code == 200
+    assert roadpatrol("office", "user", "disable", "temp", "--db", str(live.db)).returncode == 0
+    assert client.get("/api/sites").status_code == 401
+    listed = json.loads(roadpatrol("office", "user", "list", "--db", str(live.db), "--json").stdout)
+    assert {"name": "temp", "role": "viewer", "disabled": True} in [
+        {k: u[k] for k in ("name", "role", "disabled")} for u in listed
+    ]
