@@ -5,9 +5,11 @@
   const { cfg, t, COLOURS, getJSON, gradeLabel } = RP;
   const form = document.getElementById("filter");
   const mapEl = document.getElementById("map");
-  const map = L.map(mapEl, { preferCanvas: false }).setView(cfg.center, cfg.zoom);
+  const map = L.map(mapEl, { maxZoom: cfg.max_zoom }).setView(cfg.center, cfg.zoom);
   RP.tileLayer(map);
-  const findingsLayer = L.markerClusterGroup({ disableClusteringAtZoom: 18 });
+  // Findings above the site icons (a site sits where its findings are) and below popups.
+  map.createPane("findings").style.zIndex = 650;
+  const findingsLayer = L.markerClusterGroup({ disableClusteringAtZoom: 18, maxClusterRadius: 40 });
   const serverClusters = L.layerGroup();
   const sitesLayer = L.layerGroup();
   const tracksLayer = L.layerGroup();
@@ -62,7 +64,7 @@
     const [lon, lat] = f.geometry.coordinates;
     const g = f.properties.office_grade;
     const m = L.circleMarker([lat, lon], {
-      radius: g === 3 ? 9 : 7, color: "#222", weight: 1, fillColor: COLOURS[g], fillOpacity: 0.9,
+      radius: g === 3 ? 9 : 7, color: "#222", weight: 1, fillColor: COLOURS[g], fillOpacity: 0.9, pane: "findings",
       className: `finding grade-${g}` + (fresh && g === 3 ? " fresh-urgent" : ""),
     });
     m.feature = f;

@@ -15,7 +15,7 @@
   let ids = [];
   let pos = 0;
   let current = null;
-  const mini = L.map("minimap", { zoomControl: false, attributionControl: !!cfg.tiles_url });
+  const mini = L.map("minimap", { zoomControl: false, attributionControl: !!cfg.tiles_url, maxZoom: cfg.max_zoom });
   RP.tileLayer(mini);
   const miniLayer = L.layerGroup().addTo(mini);
   mini.setView(cfg.center, 16);
