@@ -8,6 +8,7 @@ console runs: the re-sighting and live-update tests use it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from _mqtt_fixtures import (
 from edge.types import Finding, Fix, FixMode, FixQuality
 from sync.drain import drain
 
+EXE = str(Path(sys.executable).with_name("roadpatrol"))  # the installed command, as staff run it
 VEHICLE = "chiba-07"
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 METRE_LAT = 1 / 111_195
@@ -42,10 +44,18 @@ SPECS = [  # grade, type, metres north, minutes after T0
     (1, "D10", 400.0, 5), (2, "D20", 500.0, 6),
 ]  # fmt: skip
 
+# Two 600 m roads: the one the patrol drove (north from the first finding) and a parallel one
+# 1 km east that nobody drove, so half the road length is covered.
+ROADS = {"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "LineString",
+     "coordinates": [[LON0 + east_deg, LAT0], [LON0 + east_deg, LAT0 + 600 * METRE_LAT]]}}
+    for name, east_deg in (("driven", 0.0), ("not driven", 0.011))
+]}  # fmt: skip
+
 
 def roadpatrol(*args: str, stdin: str = "", timeout_s: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", *args],
+        [EXE, *args],
         input=stdin, capture_output=True, text=True, timeout=timeout_s, check=False,
     )  # fmt: skip
 
@@ -122,13 +132,13 @@ def csrf_from(html: str) -> str:
     return html[start : html.index('"', start)]
 
 
-def _start_server(live: LiveOffice, config: Path) -> subprocess.Popen[bytes]:
+def _start_server(live: LiveOffice, config: Path, roads: Path) -> subprocess.Popen[bytes]:
     port = int(live.url.rsplit(":", 1)[1])
     log = open(live.workdir / "serve.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "office", "serve", "--db", str(live.db),
+        [EXE, "office", "serve", "--db", str(live.db),
          "--images", str(live.workdir / "office" / "images"), "--port", str(port),
-         "--config", str(config)],
+         "--config", str(config), "--roads", str(roads)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -158,11 +168,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveOffice]:
             done = roadpatrol("office", "user", "add", name, "--role", role, "--db", str(live.db),
                               stdin=PASSWORDS[name] + "\n")  # fmt: skip
             assert done.returncode == 0, done.stderr
+        roads = workdir / "roads.geojson"
+        roads.write_text(json.dumps(ROADS))
         config = workdir / "console.toml"
         # No tiles in the tests (nothing outside is reachable): the map keeps a plain background.
         config.write_text('[map]\ntiles_url = ""\npoll_interval_s = 0.5\n'
                           '[security]\nlogin_lockout_s = 600.0\n')  # fmt: skip
-        live.process = _start_server(live, config)
+        live.process = _start_server(live, config, roads)
         yield live
     finally:
         if live.process is not None:

@@ -4,6 +4,7 @@ delivered over a real mosquitto by the real publisher), as an attacker would try
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -157,3 +158,70 @@ def test_a_disabled_account_loses_its_session(live: LiveOffice, client: httpx.Cl
     assert {"name": "temp", "role": "viewer", "disabled": True} in [
         {k: u[k] for k in ("name", "role", "disabled")} for u in listed
     ]
+
+
+def test_tracks_and_coverage_of_the_road_network(client: httpx.Client) -> None:
+    login(client, "view")
+    doc = client.get("/api/tracks").json()
+    lines = [f for f in doc["features"] if f["properties"]["vehicle_id"] == "chiba-07"]
+    assert len(lines) == 1 and len(lines[0]["geometry"]["coordinates"]) == 61
+    assert doc["coverage"]["driven_km"] == pytest.approx(0.6, abs=0.01)
+    assert doc["coverage"]["road_km"] == pytest.approx(1.2, abs=0.01)
+    assert doc["coverage"]["road_share"] == pytest.approx(0.5, abs=0.02)
+    # Another day: nothing driven.
+    other = client.get("/api/tracks", params={"from": "2024-06-01"}).json()
+    assert other["features"] == [] and other["coverage"]["driven_km"] == 0
+
+
+def test_repair_steps_out_of_order_are_refused(live: LiveOffice, client: httpx.Client) -> None:
+    login(client, "rev")
+    token = {"X-CSRF-Token": csrf_from(client.get("/").text)}
+    site_id = live.office.store.query(
+        "SELECT site_id FROM site_findings WHERE finding_id = ?", (live.findings[2].id,)
+    )[0]["site_id"]
+    url = f"/api/sites/{site_id}/repair"
+    skipped = client.post(url, headers=token, json={"state": "repaired"})
+    assert skipped.status_code == 409 and "can go to confirmed" in skipped.json()["error"]
+    assert client.post(url, headers=token, json={"state": "confirmed"}).status_code == 200
+    no_crew = client.post(url, headers=token, json={"state": "scheduled", "due_date": "2024-06-01"})
+    assert no_crew.status_code == 409 and "assignee" in no_crew.json()["error"]
+    bad_date = client.post(url, headers=token, json={"state": "scheduled", "assignee": "crew",
+                                                     "due_date": "soon"})  # fmt: skip
+    assert bad_date.status_code == 409 and "due_date" in bad_date.json()["error"]
+    state = client.get("/api/sites").json()["features"]
+    assert {f["properties"]["site_id"]: f["properties"]["repair_state"] for f in state}[
+        site_id
+    ] == "confirmed"
+    assert client.post("/api/sites/99999/repair", headers=token,
+                       json={"state": "confirmed"}).status_code == 404  # fmt: skip
+
+
+def test_login_never_redirects_off_site(client: httpx.Client) -> None:
+    page = client.get("/login")
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        form = {"username": "view", "password": PASSWORDS["view"],
+                "csrf_token": csrf_from(page.text), "next": target}  # fmt: skip
+        r = client.post("/login", data=form)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        page = client.get("/login")
+
+
+def test_serve_and_user_misuse_get_one_line_reasons(live: LiveOffice, tmp_path: Path) -> None:
+    bad = tmp_path / "console.toml"
+    bad.write_text('[map]\ntiles_url = ""\nzoom_level = 3\n')
+    done = roadpatrol("office", "serve", "--db", str(live.db), "--images", str(tmp_path),
+                      "--config", str(bad))  # fmt: skip
+    assert done.returncode == 1 and "line 3: map.zoom_level: unknown key" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = roadpatrol("office", "serve", "--db", str(tmp_path / "none.sqlite3"), "--images",
+                      str(tmp_path))  # fmt: skip
+    assert done.returncode == 1 and "no such file" in done.stderr
+    assert not (tmp_path / "none.sqlite3").exists()
+    short = roadpatrol("office", "user", "add", "x1", "--role", "admin", "--db", str(live.db),
+                       stdin="short\n")  # fmt: skip
+    assert short.returncode == 2 and "at least 8" in short.stderr
+    again = roadpatrol("office", "user", "add", "view", "--role", "admin", "--db", str(live.db),
+                       stdin="another-pass-1\n")  # fmt: skip
+    assert again.returncode == 1 and "exists" in again.stderr
+    bad_role = roadpatrol("office", "user", "add", "x2", "--role", "root", "--db", str(live.db))
+    assert bad_role.returncode == 2
