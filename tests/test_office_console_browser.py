@@ -167,3 +167,17 @@ def test_repair_states_and_a_new_sighting_reopens(
     page.screenshot(path=str(tmp_path / "site-ja.png"), full_page=True)
     orders = page.request.get(f"{live.url}/export/work-orders.csv").text()
     assert f"\n{site_id}," not in orders  # reopened: no work order until it is scheduled again
+
+
+def test_new_findings_appear_without_a_reload(live: LiveOffice, page: Any) -> None:
+    _login(page, live, "view")
+    _map_ready(page)
+    before = int(page.text_content("#count-findings") or "0")
+    assert page.is_hidden("#alert")
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    live.deliver(findings_at([(3, "D40", 700.0, 30)], seq0=200))
+    page.wait_for_selector("#alert:not([hidden])")
+    assert page.text_content("#alert") == "新しい緊急の損傷: 1"
+    assert page.text_content("#count-findings") == str(before + 1)
+    assert page.locator("path.fresh-urgent").count() == 1
+    assert page.evaluate("window.__sameDocument") is True
