@@ -225,3 +225,27 @@ def test_serve_and_user_misuse_get_one_line_reasons(live: LiveOffice, tmp_path: 
     assert again.returncode == 1 and "exists" in again.stderr
     bad_role = roadpatrol("office", "user", "add", "x2", "--role", "root", "--db", str(live.db))
     assert bad_role.returncode == 2
+
+
+def test_clusters_carry_the_office_grade(live: LiveOffice, client: httpx.Client) -> None:
+    login(client, "view")
+    findings = client.get("/api/findings").json()["features"]
+    placed = [f["properties"] for f in findings if f["geometry"]]
+    whole = {"cell_deg": "1", "bbox": "139,35,141,36"}
+    for params in ({}, {"grade": "1,2"}, {"state": "unreviewed"}, {"vehicle": "chiba-07"}):
+        want = [p for p in placed if (
+            ("grade" not in params or str(p["office_grade"]) in params["grade"].split(","))
+            and ("state" not in params or p["review_verdict"] is None))]  # fmt: skip
+        doc = client.get("/api/clusters", params={**whole, **params}).json()
+        assert doc["total"] == len(want), params
+        assert [c["max_grade"] for c in doc["clusters"]] == [max(p["office_grade"] for p in want)]
+    # The reviews of the other tests moved office grades away from the vehicle's: a cluster
+    # over a reviewed finding alone takes its office grade.
+    reviewed = [p for p in placed if p["review_verdict"] in ("corrected", "not_damage")]
+    assert reviewed, "no corrected finding to check against"
+    for p in reviewed:
+        f = next(x for x in findings if x["properties"]["id"] == p["id"])
+        lon, lat = f["geometry"]["coordinates"]
+        box = f"{lon - 1e-6},{lat - 1e-6},{lon + 1e-6},{lat + 1e-6}"
+        doc = client.get("/api/clusters", params={"cell_deg": "1", "bbox": box}).json()
+        assert [c["max_grade"] for c in doc["clusters"]] == [p["office_grade"]]

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS audit (
     at_utc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_site ON audit (site_id, id);
-CREATE INDEX IF NOT EXISTS findings_lat_lon ON findings (lat_deg, lon_deg);
+-- The map's index: a bounding box reads it alone (it covers what clusters need).
+CREATE INDEX IF NOT EXISTS findings_map ON findings (lat_deg, lon_deg, grade, id);
 CREATE INDEX IF NOT EXISTS findings_received ON findings (received_at_utc);
 """
 ROLES = ("viewer", "reviewer", "admin")
@@ -301,15 +302,31 @@ def site_where(flt: MapFilter) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
+# The office grade without the review join, for the clusters: a finding's newest review's grade
+# when it changed it (corrected, not damage), else the vehicle's. Same value as OFFICE_GRADE_SQL.
+_OFFICE_GRADE_LOOKUP_SQL = (
+    "COALESCE((SELECT CASE verdict WHEN 'corrected' THEN grade WHEN 'not_damage' THEN 0 END "
+    "FROM reviews WHERE finding_id = f.id ORDER BY id DESC LIMIT 1), f.grade)"
+)
+
+
 def cluster_findings(store: OfficeStore, flt: MapFilter, cell_deg: float) -> list[dict[str, Any]]:
     """Findings with a position grouped in a grid of ``cell_deg`` cells (the zoomed-out map):
-    per cell its count, mean position and highest office grade."""
+    per cell its count, mean position and highest office grade.
+
+    Without a filter on what reviews decide, the query reads only the covering map index and
+    looks a finding's review up by index (faster than the general join, 100,000 findings in
+    well under the 300 ms the map may take)."""
     where, params = finding_where(flt)
+    needs_review = bool(flt.grades or flt.types or flt.review_states)
+    grade_sql = OFFICE_GRADE_SQL if needs_review else _OFFICE_GRADE_LOOKUP_SQL
     rows = store.query(
         f"SELECT COUNT(*) AS n, AVG(f.lat_deg) AS lat_deg, AVG(f.lon_deg) AS lon_deg, "
-        f"MAX({OFFICE_GRADE_SQL}) AS max_grade FROM findings f {CURRENT_REVIEW_JOIN} "
+        f"MAX({grade_sql}) AS max_grade FROM findings f "
+        f"{CURRENT_REVIEW_JOIN if needs_review else ''} "
         f"WHERE f.lat_deg IS NOT NULL AND {where} "
-        "GROUP BY CAST(f.lat_deg / ? AS INTEGER), CAST(f.lon_deg / ? AS INTEGER)",
+        # One grouping key (row, column of the cell) sorts faster than two.
+        "GROUP BY CAST(f.lat_deg / ? AS INTEGER) * 4000037 + CAST(f.lon_deg / ? AS INTEGER)",
         (*params, cell_deg, cell_deg),
     )
     return [dict(r) for r in rows]

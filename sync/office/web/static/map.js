@@ -135,7 +135,10 @@
     const q = filterQuery().toString();
     document.getElementById("export-sites-csv").href = `/export/sites.csv?${q}`;
     document.getElementById("export-sites-geojson").href = `/export/sites.geojson?${q}`;
-    await Promise.all([loadFindings(q, false), loadSites(q), loadTracks(q)]);
+    await Promise.all([loadFindings(q, false), loadTracks(q)]);
+    // Sites beside the findings only when these are few enough to draw one by one.
+    if (mode === "client") await loadSites(q);
+    else { sitesLayer.clearLayers(); document.getElementById("count-sites").textContent = "–"; }
     mapEl.dataset.ready = "1";
   }
   async function poll() {
