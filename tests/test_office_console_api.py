@@ -4,6 +4,7 @@ delivered over a real mosquitto by the real publisher), as an attacker would try
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import httpx
@@ -117,11 +118,18 @@ def test_a_review_through_the_api_is_the_cli_review(live: LiveOffice, client: ht
     assert missing.status_code == 404
 
 
-def test_five_wrong_passwords_lock_the_name(client: httpx.Client) -> None:
+def test_five_wrong_passwords_lock_the_name(live: LiveOffice, client: httpx.Client) -> None:
+    done = roadpatrol("office", "user", "add", "target", "--role", "admin", "--db", str(live.db),
+                      stdin="target-pass-1\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for _ in range(4):
+        assert login(client, "target", "wrong-password").status_code == 401
+    assert login(client, "target", "target-pass-1").status_code == 303  # four: still let in
+    client.cookies.clear()
     for _ in range(5):
-        assert login(client, "admin", "wrong-password").status_code == 401
+        assert login(client, "target", "wrong-password").status_code == 401
     # Now even the right password is not checked: the name waits out the lockout.
-    locked = login(client, "admin")
+    locked = login(client, "target", "target-pass-1")
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     assert client.get("/api/findings").status_code == 401
     # Another name is not locked by it.
@@ -249,3 +257,44 @@ def test_clusters_carry_the_office_grade(live: LiveOffice, client: httpx.Client)
         box = f"{lon - 1e-6},{lat - 1e-6},{lon + 1e-6},{lat + 1e-6}"
         doc = client.get("/api/clusters", params={"cell_deg": "1", "bbox": box}).json()
         assert [c["max_grade"] for c in doc["clusters"]] == [p["office_grade"]]
+
+
+def test_only_an_admin_manages_accounts(live: LiveOffice, client: httpx.Client) -> None:
+    done = roadpatrol("office", "user", "add", "temp2", "--role", "viewer", "--db", str(live.db),
+                      stdin="temp2-pass-123\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    login(client, "rev")
+    assert client.get("/admin/users").status_code == 403
+    token = csrf_from(client.get("/").text)
+    r = client.post("/admin/users/temp2/disabled", data={"csrf_token": token, "disabled": "1"})
+    assert r.status_code == 403
+    with httpx.Client(base_url=live.url, timeout=20) as admin:
+        assert login(admin, "admin").status_code == 303
+        page = admin.get("/admin/users")
+        assert page.status_code == 200 and "temp2" in page.text
+        r = admin.post("/admin/users/temp2/disabled", data={"disabled": "1"})
+        assert r.status_code == 403  # no token
+        r = admin.post("/admin/users/temp2/disabled",
+                       data={"csrf_token": csrf_from(page.text), "disabled": "1"})  # fmt: skip
+        assert r.status_code == 303
+    assert login(client, "temp2", "temp2-pass-123").status_code == 401
+    trail = live.office.store.query(
+        "SELECT actor, action FROM audit WHERE action LIKE 'user_%' AND detail LIKE '%temp2%'"
+    )
+    assert [(r["actor"], r["action"]) for r in trail] == [("cli", "user_added"),
+                                                          ("admin", "user_disabled")]  # fmt: skip
+
+
+def test_a_raw_dot_dot_path_is_not_served(live: LiveOffice) -> None:
+    """A client that sends '..' unnormalised (curl --path-as-is, a hand-made request)."""
+    host, port = live.url.removeprefix("http://").split(":")
+    for target in ("/images/../office/office.sqlite3", "/images/..%2f..%2fserve.log",
+                   "/static/console/../../../../office/office.sqlite3"):  # fmt: skip
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        status = answer.split(b"\r\n", 1)[0]
+        assert b" 404 " in status or b" 303 " in status or b" 400 " in status, (target, status)
+        assert b"SQLite format" not in answer and b"uvicorn" not in answer.lower()[200:], target

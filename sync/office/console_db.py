@@ -376,5 +376,25 @@ def distinct_values(store: OfficeStore) -> dict[str, list[str]]:
     }
 
 
+def check_readable(store: OfficeStore) -> None:
+    """Raises sqlite3.Error when the findings cannot be read (the health check)."""
+    store.query("SELECT 1 FROM findings LIMIT 1")
+
+
+def image_vehicle(store: OfficeStore, finding_id: str) -> str | None:
+    """The vehicle whose stored image this finding's is; None without an image."""
+    rows = store.query("SELECT vehicle_id FROM images WHERE finding_id = ?", (finding_id,))
+    return str(rows[0]["vehicle_id"]) if rows else None
+
+
+def site_exists(store: OfficeStore, site_id: int) -> bool:
+    return bool(store.query("SELECT 1 FROM sites WHERE id = ?", (site_id,)))
+
+
+def finding_id_where(finding_id: str) -> tuple[str, list[Any]]:
+    """One finding, as a condition for ``finding_rows``."""
+    return "f.id = ?", [finding_id]
+
+
 def latest_received(store: OfficeStore) -> str:
     return str(store.query("SELECT COALESCE(MAX(received_at_utc), '') FROM findings")[0][0])

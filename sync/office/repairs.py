@@ -19,6 +19,7 @@ from sync.office.console_db import (
     REPAIR_STATES,
     repair_state,
     sightings_after_repair,
+    site_exists,
     write_repair_state,
 )
 from sync.office.export import parse_since
@@ -59,7 +60,7 @@ def set_repair_state(
 ) -> dict[str, Any]:
     """Move a site to ``state``; ``fields`` may hold assignee, due_date, repaired_on,
     repaired_by, note. Returns the new state row; RepairError changes nothing."""
-    if not store.query("SELECT 1 FROM sites WHERE id = ?", (site_id,)):
+    if not site_exists(store, site_id):
         raise RepairError(f"site {site_id}: no such damage site")
     if state not in REPAIR_STATES:
         raise RepairError(f"state {state!r}: expected one of {', '.join(REPAIR_STATES)}")

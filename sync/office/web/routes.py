@@ -18,6 +18,7 @@ ROUTES = [
     Route("/sites/{site_id:int}/repair", pages.site_repair_form, methods=["POST"]),
     Route("/export/{what}", pages.export),
     Route("/admin/users", pages.users_page),
+    Route("/admin/users/{name}/disabled", pages.user_disabled, methods=["POST"]),
     Route("/api/findings", api.api_findings),
     Route("/api/findings/{finding_id}", api.api_finding),
     Route("/api/sites", api.api_sites),

@@ -12,10 +12,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from sync.office.console_db import (
+    check_readable,
     cluster_findings,
     distinct_values,
     finding_detail,
+    finding_id_where,
     finding_where,
+    image_vehicle,
     latest_received,
     repair_states,
     site_where,
@@ -45,7 +48,7 @@ def _bad(message: str, status: int = 400) -> JSONResponse:
 
 async def healthz(request: Request) -> Response:
     try:
-        _console(request).store.query("SELECT 1 FROM findings LIMIT 1")
+        check_readable(_console(request).store)
     except sqlite3.Error as exc:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=503)
     return JSONResponse({"ok": True})
@@ -124,7 +127,7 @@ async def api_queue(request: Request) -> Response:
 async def api_finding(request: Request) -> Response:
     fid = request.path_params["finding_id"]
     store = _console(request).store
-    rows = finding_rows(store, where=("f.id = ?", [fid])) if FINDING_ID_RE.match(fid) else []
+    rows = finding_rows(store, where=finding_id_where(fid)) if FINDING_ID_RE.match(fid) else []
     detail = finding_detail(store, fid) if rows else None
     if not rows or detail is None:
         return _bad(f"finding {fid!r}: no such finding", 404)
@@ -184,7 +187,7 @@ async def api_reviews(request: Request) -> Response:
     except (ValueError, UnicodeDecodeError) as exc:  # ReviewError and bad JSON
         missing = isinstance(exc, ReviewError) and "no such finding" in str(exc)
         return _bad(str(exc), 404 if missing else 400)
-    office = finding_rows(store, where=("f.id = ?", [review.finding_id]))[0]
+    office = finding_rows(store, where=finding_id_where(review.finding_id))[0]
     return JSONResponse({**review.as_dict(), "office_grade": office["office_grade"],
                          "reviews": len(review_history(store, review.finding_id))})  # fmt: skip
 
@@ -217,11 +220,11 @@ async def image(request: Request) -> Response:
     store = _console(request).store
     if not FINDING_ID_RE.match(fid):
         return _bad("no such image", 404)
-    rows = store.query("SELECT vehicle_id FROM images WHERE finding_id = ?", (fid,))
-    if not rows:
+    vehicle_id = image_vehicle(store, fid)
+    if vehicle_id is None:
         return _bad("no such image", 404)
     try:
-        path = store.image_path_for(rows[0]["vehicle_id"], fid)
+        path = store.image_path_for(vehicle_id, fid)
     except ValueError:
         return _bad("no such image", 404)
     if not path.is_file():

@@ -13,6 +13,7 @@ from sync.office.console_db import (
     audit_trail,
     list_users,
     repair_state,
+    set_user_disabled,
     site_member_where,
     work_orders,
 )
@@ -159,3 +160,16 @@ async def export(request: Request) -> Response:
 @needs("admin")
 async def users_page(request: Request) -> Response:
     return render(request, "users.html", {"users": list_users(_console(request).store)})
+
+
+@needs("admin", write=True)
+async def user_disabled(request: Request) -> Response:
+    """Disable or enable an account (form field ``disabled`` = 1 or 0); not one's own."""
+    name = request.path_params["name"]
+    form = await request.form()
+    if name == request.state.user.name:
+        return JSONResponse({"error": "an admin cannot disable their own account"}, 409)
+    disabled = str(form.get("disabled", "1")) == "1"
+    if not set_user_disabled(_console(request).store, name, disabled, request.state.user.name):
+        return JSONResponse({"error": f"no user {name!r}"}, status_code=404)
+    return RedirectResponse("/admin/users", status_code=303)
