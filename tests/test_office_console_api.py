@@ -298,3 +298,20 @@ def test_a_raw_dot_dot_path_is_not_served(live: LiveOffice) -> None:
         status = answer.split(b"\r\n", 1)[0]
         assert b" 404 " in status or b" 303 " in status or b" 400 " in status, (target, status)
         assert b"SQLite format" not in answer and b"uvicorn" not in answer.lower()[200:], target
+
+
+def test_staff_text_is_escaped_on_the_pages(live: LiveOffice, client: httpx.Client) -> None:
+    login(client, "rev")
+    token = {"X-CSRF-Token": csrf_from(client.get("/").text)}
+    fid = live.findings[3].id
+    note = "<script>alert(1)</script>"
+    r = client.post("/api/reviews", headers=token, json={"finding_id": fid, "verdict": "confirmed",
+                                                         "note": note})  # fmt: skip
+    assert r.status_code == 200
+    site_id = live.office.store.query(
+        "SELECT site_id FROM site_findings WHERE finding_id = ?", (fid,)
+    )[0]["site_id"]
+    page = client.get(f"/sites/{site_id}")
+    assert page.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and note not in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
