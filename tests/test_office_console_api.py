@@ -315,3 +315,17 @@ def test_staff_text_is_escaped_on_the_pages(live: LiveOffice, client: httpx.Clie
     assert page.status_code == 200
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and note not in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_csv_exports_match_office_export(live: LiveOffice, client: httpx.Client) -> None:
+    login(client, "view")
+    for path, extra in (("/export/sites.csv", ["--sites"]), ("/export/findings.csv", [])):
+        served = client.get(path)
+        assert served.status_code == 200 and served.headers["content-type"].startswith("text/csv")
+        done = roadpatrol("office", "export", "--db", str(live.db), "--format", "csv", *extra)
+        assert done.returncode == 0, done.stderr
+        assert served.text == done.stdout, path
+    urgent = client.get("/export/findings.csv", params={"grade": "3"}).text.splitlines()
+    everything = client.get("/export/findings.csv").text.splitlines()
+    assert urgent[0] == everything[0] and 1 < len(urgent) < len(everything)
+    assert client.get("/export/passwords.csv").status_code == 404
