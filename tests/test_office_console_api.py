@@ -329,3 +329,41 @@ def test_csv_exports_match_office_export(live: LiveOffice, client: httpx.Client)
     everything = client.get("/export/findings.csv").text.splitlines()
     assert urgent[0] == everything[0] and 1 < len(urgent) < len(everything)
     assert client.get("/export/passwords.csv").status_code == 404
+
+
+def test_every_filter_selects_what_it_names(live: LiveOffice, client: httpx.Client) -> None:
+    login(client, "view")
+
+    def ids(**params: str) -> set[str]:
+        r = client.get("/api/findings", params=params)
+        assert r.status_code == 200, r.text
+        return {f["properties"]["id"] for f in r.json()["features"]}
+
+    mine = {f.id: f for f in live.findings}
+    by_type = {f.id for f in live.findings if f.damages[0].type_code == "D20"}
+    # findings[1] was corrected to D40 by an earlier test: the office's types count.
+    rows = live.office.store.query(
+        "SELECT finding_id FROM reviews WHERE verdict = 'corrected' AND type_codes = 'D40'"
+    )
+    corrected = {r["finding_id"] for r in rows}
+    assert ids(type="D20") & mine.keys() == by_type - corrected
+    assert ids(type="D20,D10") & mine.keys() >= {f.id for f in live.findings
+                                                 if f.damages[0].type_code == "D10"}  # fmt: skip
+    reviewed = {r["finding_id"] for r in live.office.store.query("SELECT finding_id FROM reviews")}
+    assert ids(state="unreviewed") & reviewed == set()
+    assert ids(state="confirmed,corrected,not_damage") == reviewed
+    assert ids(vehicle="chiba-07") >= mine.keys() and ids(vehicle="other-car") == set()
+    assert ids(model=live.findings[0].model_id) >= mine.keys() and ids(model="none-0") == set()
+    # Captured 2024-05-01 08:00-08:06 UTC: the day selects them, the day after does not.
+    assert ids(**{"from": "2024-05-01", "to": "2024-05-01"}) >= mine.keys()
+    assert ids(**{"from": "2024-05-02"}) & mine.keys() == set()
+    assert ids(min_score="0.99") == set()
+    scores = {f.id: max(d.score for d in f.damages) for f in live.findings}
+    low = min(scores.values())
+    assert ids(min_score=str(low)) >= {i for i, s in scores.items() if s >= low}
+    assert ids(repair="new") >= mine.keys() - {live.findings[2].id}  # one site was confirmed
+    assert live.findings[2].id in ids(repair="confirmed")
+    for bad in ({"type": "D99"}, {"state": "lost"}, {"repair": "done"}, {"from": "May"},
+                {"min_score": "high"}, {"bbox": "1,2,3"}, {"vehicle": "../x"}):  # fmt: skip
+        r = client.get("/api/findings", params=bad)
+        assert r.status_code == 400 and next(iter(bad)) in r.json()["error"], bad
