@@ -33,8 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sync.office.console_db import ensure_console_tables, session_secret
 from sync.office.repairs import reopen_resighted
 from sync.office.store import OfficeStore
-from sync.office.web.auth import LoginThrottle
+from sync.office.web.auth import LoginThrottle, csrf_token
 from sync.office.web.config import ConsoleConfig
+from sync.office.web.i18n import choose_lang, labels
 
 log = logging.getLogger("sync.office.web")
 HERE = Path(__file__).resolve().parent
@@ -65,7 +66,7 @@ def create_app(
     console = Console(
         store, config, LoginThrottle(security.login_max_failures, security.login_lockout_s), roads
     )
-    from sync.office.web.routes import ROUTES
+    from sync.office.web.routes import ROUTES  # the routes use this module: import when built
 
     static = [
         Mount("/static/leaflet", StaticFiles(directory=xs_leaflet.BASE_DIR), name="leaflet"),
@@ -111,9 +112,6 @@ async def _reopen_loop(console: Console) -> None:
 
 
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    from sync.office.web.auth import csrf_token
-    from sync.office.web.i18n import choose_lang, labels
-
     lang = choose_lang(request)
     return TEMPLATES.TemplateResponse(
         request,

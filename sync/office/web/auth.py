@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -138,7 +139,7 @@ def needs(role: str, *, write: bool = False) -> Callable[[Handler], Handler]:
                 if api:
                     return JSONResponse({"error": "login required"}, status_code=401)
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+                return RedirectResponse(f"/login?next={quote(target, safe='/')}", 303)
             if write:
                 sent = request.headers.get("x-csrf-token")
                 if sent is None and "form" in request.headers.get("content-type", ""):
@@ -153,12 +154,6 @@ def needs(role: str, *, write: bool = False) -> Callable[[Handler], Handler]:
         return guarded
 
     return wrap
-
-
-def _quote(path: str) -> str:
-    from urllib.parse import quote
-
-    return quote(path, safe="/")
 
 
 def safe_next(target: str | None) -> str:

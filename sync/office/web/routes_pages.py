@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -123,8 +124,6 @@ async def site_repair_form(request: Request) -> Response:
     site_id = int(request.path_params["site_id"])
     form = await request.form()
     doc = {k: str(v) for k, v in form.items() if isinstance(v, str)}
-    from urllib.parse import quote
-
     try:
         change_repair(_console(request).store, site_id, doc, request.state.user.name)
     except RepairError as exc:
