@@ -71,7 +71,9 @@ def test_log_in_filter_open_a_finding_and_correct_it(
     page.wait_for_selector("#queue[data-ready='1']")
     fid = page.get_attribute("#queue", "data-finding-id")
     assert fid in {f.id for f in urgent}
-    page.wait_for_function("document.getElementById('photo').naturalWidth > 0")
+    # (no wait_for_function: its polling evaluates strings, which the page's CSP forbids)
+    assert wait_until(lambda: page.evaluate("document.getElementById('photo').naturalWidth") > 0,
+                      20)  # fmt: skip
     page.fill("#q-note", "shallow, not urgent")
     page.click("#q-title")  # leave the note field: the keys are shortcuts again
     page.keyboard.press("2")
@@ -105,7 +107,7 @@ def test_queue_keys_triage_most_urgent_first(live: LiveOffice, page: Any, tmp_pa
     assert first == unreviewed[0]["id"]
     assert "Keys: j/k" in (page.text_content("body") or "")
     page.keyboard.press("j")
-    page.wait_for_function(f"document.getElementById('queue').dataset.findingId !== '{first}'")
+    page.wait_for_selector(f"#queue[data-ready='1']:not([data-finding-id='{first}'])")
     second = page.get_attribute("#queue", "data-finding-id")
     assert second == unreviewed[1]["id"]
     page.keyboard.press("x")
