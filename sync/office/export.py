@@ -60,7 +60,7 @@ def finding_rows(
     where: tuple[str, list[Any]] = ("1", []),
 ) -> list[dict[str, Any]]:
     """Findings as exported; ``where`` adds SQL conditions over ``findings f`` and its current
-    review ``r`` with their parameters (the console's filter, ``sync.office.console_db``)."""
+    review ``r`` with their parameters (the console's filter, ``sync.office.console_map``)."""
     ensure_reviews_readable(store)
     rows = store.query(
         "SELECT f.id, f.vehicle_id, f.boot_id, f.seq, f.captured_at_utc, f.grade, f.type_codes, "

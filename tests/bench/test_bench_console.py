@@ -30,7 +30,10 @@ from _console_fixtures import csrf_from
 from _mqtt_fixtures import free_port, make_finding, wait_until
 
 from edge.serialize import finding_to_dict
-from sync.office.console_db import ensure_console_tables, insert_user
+from sync.office.console_db import (
+    ensure_console_tables,
+    insert_user,
+)
 from sync.office.store import OfficeStore
 
 FINDINGS = 100_000

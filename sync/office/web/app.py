@@ -30,7 +30,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sync.office.console_db import ensure_console_tables, session_secret
+from sync.office.console_db import (
+    ensure_console_tables,
+    session_secret,
+)
 from sync.office.repairs import reopen_resighted
 from sync.office.store import OfficeStore
 from sync.office.web.auth import LoginThrottle, csrf_token

@@ -26,7 +26,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from sync.office.console_db import ROLES, User, get_user, set_password_hash
+from sync.office.console_db import (
+    ROLES,
+    User,
+    get_user,
+    set_password_hash,
+)
 from sync.office.store import OfficeStore
 
 HASHER = PasswordHasher()

@@ -76,7 +76,10 @@ def _read_password(name: str) -> str:
 
 
 def _user_add(args: argparse.Namespace) -> int:
-    from sync.office.console_db import get_user, insert_user
+    from sync.office.console_db import (
+    get_user,
+    insert_user,
+)
     from sync.office.web.auth import hash_password
 
     if not VEHICLE_ID_RE.match(args.name):  # the same safe alphabet as vehicle ids

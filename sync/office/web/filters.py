@@ -15,7 +15,11 @@ from datetime import timedelta
 from starlette.datastructures import QueryParams
 
 from edge.serialize import format_utc, parse_utc
-from sync.office.console_db import REPAIR_STATES, REVIEW_STATES, MapFilter
+from sync.office.console_db import (
+    REPAIR_STATES,
+    REVIEW_STATES,
+)
+from sync.office.console_map import MapFilter
 from sync.office.export import parse_since
 from sync.office.review import TYPE_CODES
 from sync.office.store import MANUAL_TYPE

@@ -11,7 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from sync.office.console_db import (
+from sync.office.console_db import repair_states
+from sync.office.console_map import (
     check_readable,
     cluster_findings,
     distinct_values,
@@ -20,7 +21,6 @@ from sync.office.console_db import (
     finding_where,
     image_vehicle,
     latest_received,
-    repair_states,
     site_where,
     track_points,
 )

@@ -15,9 +15,9 @@ from sync.office.console_db import (
     list_users,
     repair_state,
     set_user_disabled,
-    site_member_where,
     work_orders,
 )
+from sync.office.console_map import site_member_where
 from sync.office.export import (
     FINDING_COLUMNS,
     SITE_COLUMNS,
