@@ -34,6 +34,7 @@ from sync.drain import drain
 
 EXE = str(Path(sys.executable).with_name("roadpatrol"))  # the installed command, as staff run it
 VEHICLE = "chiba-07"
+UNREACHABLE_TILES = "http://127.0.0.1:9/{z}/{x}/{y}.png"  # the discard port: nothing listens
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 METRE_LAT = 1 / 111_195
 LAT0, LON0 = 35.6074, 140.1065
@@ -171,8 +172,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveOffice]:
         roads = workdir / "roads.geojson"
         roads.write_text(json.dumps(ROADS))
         config = workdir / "console.toml"
-        # No tiles in the tests (nothing outside is reachable): the map keeps a plain background.
-        config.write_text('[map]\ntiles_url = ""\npoll_interval_s = 0.5\n'
+        # A tile server that cannot be reached (nothing outside is, here): the map must work on
+        # its plain background, with the GSI attribution of the default settings.
+        config.write_text(f'[map]\ntiles_url = "{UNREACHABLE_TILES}"\npoll_interval_s = 0.5\n'
                           '[security]\nlogin_lockout_s = 600.0\n')  # fmt: skip
         live.process = _start_server(live, config, roads)
         yield live

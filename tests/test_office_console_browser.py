@@ -51,6 +51,8 @@ def test_log_in_filter_open_a_finding_and_correct_it(
     assert wait_until(lambda: _markers_shown(page) == len(SPECS), 10)
     assert float(page.text_content("#coverage-km") or "0") > 0.5  # the 600 m patrol track
     assert page.locator("path.leaflet-interactive[stroke='#6a3d9a']").count() >= 1
+    # The tiles cannot be reached: still their attribution, and the points on a plain background.
+    assert "地理院タイル" in (page.text_content(".leaflet-control-attribution") or "")
 
     page.check("#filter input[name=grade][value='3']")
     page.click("#apply")
