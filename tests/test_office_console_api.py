@@ -367,3 +367,12 @@ def test_every_filter_selects_what_it_names(live: LiveOffice, client: httpx.Clie
                 {"min_score": "high"}, {"bbox": "1,2,3"}, {"vehicle": "../x"}):  # fmt: skip
         r = client.get("/api/findings", params=bad)
         assert r.status_code == 400 and next(iter(bad)) in r.json()["error"], bad
+
+
+def test_pages_follow_the_browsers_language_until_switched(client: httpx.Client) -> None:
+    assert "ログイン" in client.get("/login", headers={"Accept-Language": "ja,en;q=0.5"}).text
+    english = client.get("/login", headers={"Accept-Language": "en-GB,en;q=0.8"}).text
+    assert "Log in" in english and "ログイン" not in english
+    # Switched: the choice is kept in the session over the browser's language.
+    client.get("/login?lang=ja", headers={"Accept-Language": "en"})
+    assert "ログイン" in client.get("/login", headers={"Accept-Language": "en"}).text
