@@ -139,19 +139,25 @@ def validate_config(raw: dict[str, Any], path: Path, text: str = "") -> AppConfi
     try:
         return AppConfig.model_validate(raw)
     except ValidationError as exc:
-        index = key_lines(text) if text else {}
-        problems = []
-        errors = exc.errors()
-        for err in errors[:MAX_PROBLEMS_SHOWN]:
-            loc = tuple(err["loc"])
-            field = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(index, loc)
-            where = f"line {line}: " if line else ""
-            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}{field}: {message}")
-        if len(errors) > MAX_PROBLEMS_SHOWN:
-            problems.append(f"... and {len(errors) - MAX_PROBLEMS_SHOWN} more problems")
-        raise ConfigError(path, problems) from exc
+        raise ConfigError(path, validation_problems(exc, text)) from exc
+
+
+def validation_problems(exc: ValidationError, text: str = "") -> list[str]:
+    """Each validation error as ``line N: field: message`` (the line when ``text`` has it),
+    at most MAX_PROBLEMS_SHOWN of them and then a count."""
+    index = key_lines(text) if text else {}
+    problems = []
+    errors = exc.errors()
+    for err in errors[:MAX_PROBLEMS_SHOWN]:
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(index, loc)
+        where = f"line {line}: " if line else ""
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(f"{where}{field}: {message}")
+    if len(errors) > MAX_PROBLEMS_SHOWN:
+        problems.append(f"... and {len(errors) - MAX_PROBLEMS_SHOWN} more problems")
+    return problems
 
 
 def load_config(path: Path) -> AppConfig:

@@ -64,9 +64,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     from sync.office.push import add_push_command
     from sync.office.review_cli import add_review_commands
+    from sync.office.web.cli import add_console_commands
 
     add_push_command(sub)
     add_review_commands(sub)
+    add_console_commands(sub)
 
 
 def _receive(args: argparse.Namespace) -> int:

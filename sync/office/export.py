@@ -53,8 +53,14 @@ def parse_since(text: str) -> str:
 
 
 def finding_rows(
-    store: OfficeStore, *, min_grade: int = 0, since: str | None = None
+    store: OfficeStore,
+    *,
+    min_grade: int = 0,
+    since: str | None = None,
+    where: tuple[str, list[Any]] = ("1", []),
 ) -> list[dict[str, Any]]:
+    """Findings as exported; ``where`` adds SQL conditions over ``findings f`` and its current
+    review ``r`` with their parameters (the console's filter, ``sync.office.console_map``)."""
     ensure_reviews_readable(store)
     rows = store.query(
         "SELECT f.id, f.vehicle_id, f.boot_id, f.seq, f.captured_at_utc, f.grade, f.type_codes, "
@@ -63,16 +69,21 @@ def finding_rows(
         "(SELECT group_concat(site_id) FROM site_findings sf WHERE sf.finding_id = f.id) "
         "AS site_ids "
         f"FROM findings f LEFT JOIN images i ON i.finding_id = f.id {CURRENT_REVIEW_JOIN} "
-        f"WHERE {OFFICE_GRADE_SQL} >= ? AND f.captured_at_utc >= ? "
+        f"WHERE {OFFICE_GRADE_SQL} >= ? AND f.captured_at_utc >= ? AND {where[0]} "
         "ORDER BY f.captured_at_utc, f.id",
-        (min_grade, since or ""),
+        (min_grade, since or "", *where[1]),
     )
     return [{c: row[c] for c in FINDING_COLUMNS} for row in rows]
 
 
 def site_rows(
-    store: OfficeStore, *, min_grade: int = 0, since: str | None = None
+    store: OfficeStore,
+    *,
+    min_grade: int = 0,
+    since: str | None = None,
+    where: tuple[str, list[Any]] = ("1", []),
 ) -> list[dict[str, Any]]:
+    """Damage sites as exported; ``where`` adds SQL conditions over ``sites s``."""
     ensure_reviews_readable(store)
     rows = store.query(
         "SELECT s.id AS site_id, s.type_code, s.lat_deg, s.lon_deg, s.sightings, s.max_grade, "
@@ -80,8 +91,8 @@ def site_rows(
         "(SELECT group_concat(DISTINCT f.vehicle_id) FROM site_findings sf "
         " JOIN findings f ON f.id = sf.finding_id WHERE sf.site_id = s.id) AS vehicles "
         "FROM sites s LEFT JOIN images i ON i.finding_id = s.last_finding_id "
-        "WHERE s.last_seen_utc >= ? ORDER BY s.id",
-        (since or "",),
+        f"WHERE s.last_seen_utc >= ? AND {where[0]} ORDER BY s.id",
+        (since or "", *where[1]),
     )
     sites = review_sites(store, [dict(row) for row in rows])
     kept = [s for s in sites if s["office_grade"] >= min_grade and not s["dismissed"]]
@@ -90,6 +101,13 @@ def site_rows(
 
 
 def write_geojson(rows: list[dict[str, Any]], out: TextIO) -> None:
+    json.dump(feature_collection(rows), out, ensure_ascii=False)
+    out.write("\n")
+
+
+def feature_collection(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows with ``lat_deg``/``lon_deg`` as a GeoJSON FeatureCollection (the other columns are
+    the properties)."""
     features = []
     for row in rows:
         lat, lon = row["lat_deg"], row["lon_deg"]
@@ -100,8 +118,7 @@ def write_geojson(rows: list[dict[str, Any]], out: TextIO) -> None:
         )
         props = {k: v for k, v in row.items() if k not in ("lat_deg", "lon_deg")}
         features.append({"type": "Feature", "geometry": geometry, "properties": props})
-    json.dump({"type": "FeatureCollection", "features": features}, out, ensure_ascii=False)
-    out.write("\n")
+    return {"type": "FeatureCollection", "features": features}
 
 
 def write_csv(rows: list[dict[str, Any]], columns: tuple[str, ...], out: TextIO) -> None:
