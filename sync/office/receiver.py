@@ -277,17 +277,17 @@ class OfficeReceiver:
     def _connect(self, attempt: int) -> mqtt.Client | None:
         """One TCP/TLS connect and CONNECT; the CONNACK arrives in :meth:`_serve`."""
         where = f"{self.cfg.host}:{self.cfg.port}"
-        try:
-            client = make_client(self.cfg, self.client_id, clean_start=False)
-        except ValueError as exc:  # a certificate or password file that cannot be read
-            self.last_error = str(exc)
-            log.error("attempt %d to connect to %s failed: %s", attempt, where, exc)
-            return None
-        client.manual_ack_set(True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
+        # One client for every attempt: paho keeps the receipts it has not had PUBACKed for
+        # yet in the client and sends them again on the next CONNACK; a new client per
+        # attempt would drop them (the vehicle would then wait out its receipt timeout).
+        client = self._client
+        if client is None:
+            try:
+                client = self._new_client()
+            except ValueError as exc:  # a certificate or password file that cannot be read
+                self.last_error = str(exc)
+                log.error("attempt %d to connect to %s failed: %s", attempt, where, exc)
+                return None
         with self._lock:
             if self._stopping.is_set():
                 return None
@@ -299,6 +299,15 @@ class OfficeReceiver:
             self.last_error = f"cannot connect to {where}: {exc}"
             log.warning("attempt %d to connect to %s failed: %s", attempt, where, exc)
             return None
+        return client
+
+    def _new_client(self) -> mqtt.Client:
+        client = make_client(self.cfg, self.client_id, clean_start=False)
+        client.manual_ack_set(True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
         return client
 
     def _serve(self, client: mqtt.Client) -> None:
