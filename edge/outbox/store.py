@@ -3,7 +3,12 @@
 Layout of the data directory: ``outbox.sqlite3`` (WAL, synchronous=FULL), ``images/<id>.jpg``,
 ``outbox.lock``. A finding's image is written (fsync, atomic rename, fsync of the directory)
 before its row commits, so a crash leaves at most an orphan image, never a row whose image is
-missing. Orphans are deleted the next time the outbox is opened by the lock holder.
+missing. Orphans are moved to ``quarantine/`` the next time the lock holder opens the outbox
+(edge.outbox.quarantine): never deleted, their EXIF can rebuild the record.
+
+A full disk never loses a record (edge.outbox.diskspace): a reserve file gives its room to
+the records, images are evicted, and the write is tried once more. A corrupt database is set
+aside and what can be read of it is salvaged into the new one at once (edge.outbox.recover).
 
 Images of findings the office has are kept after sending (the crew can still look at them,
 and the office may ask again) until the cap or the free-space floor needs the room: then
@@ -30,8 +35,10 @@ from pathlib import Path
 
 from edge.outbox import queries, rows
 from edge.outbox.config import OutboxConfig
+from edge.outbox.diskspace import DiskGuard, is_disk_full
 from edge.outbox.frame_counts import FrameCounts
 from edge.outbox.images import is_jpeg, store_image
+from edge.outbox.quarantine import tidy
 from edge.outbox.queries import (
     IMAGES_MISSING,
     OutboxSummary,
@@ -39,9 +46,10 @@ from edge.outbox.queries import (
     PendingImage,
     TrackPoint,
 )
+from edge.outbox.recover import salvage_at_open
 from edge.outbox.retention import Pruned, Retention
 from edge.outbox.schema import DB_NAME, IMAGES_DIR, DataDirLock, OutboxError, open_database
-from edge.outbox.space import bump, disk_free_bytes, enforce_limits, tidy, transaction
+from edge.outbox.space import bump, disk_free_bytes, enforce_limits, transaction
 from edge.outbox.unlinking import EvictedFiles, unlink_file
 from edge.status import OutboxStatus
 from edge.types import Finding, Fix
@@ -70,7 +78,10 @@ class Outbox:
         self.db_path = data_dir / DB_NAME
         self.images_dir = data_dir / IMAGES_DIR
         self.image_cap_bytes = image_cap_bytes
-        self.min_free_bytes = min_free_bytes
+        self._disk = DiskGuard(data_dir, min_free_bytes)
+        self.min_free_bytes = self._disk.floor_bytes  # in force on this disk
+        self.notes = self._disk.notes  # what the operator should read at start
+        self._monotonic = monotonic
         self._clock = clock  # Unix seconds: stored_at, sent_at, and retention's cutoff
         self._frame_counts = FrameCounts(monotonic=monotonic)
         self._retention = (
@@ -89,24 +100,47 @@ class Outbox:
             raise OutboxError(f"{data_dir}: cannot use the data directory: {exc}") from exc
         opened: list[sqlite3.Connection] = []
         try:
-            # recovered_from: where a corrupt database was moved to, if it was.
-            self.recovered_from = open_database(
+            found = open_database(
                 data_dir, opened, owner=self._lock_file.owner, busy_timeout_s=busy_timeout_s
             )
+            # recovered_from: where a corrupt database was moved to, if it was.
+            self.recovered_from = found.moved_to
             self._wconn, self._rconn = opened
             if self._lock_file.owner:
-                with self._wlock:
-                    tidy(self._wconn, self.images_dir)
-                    evicted = self._evict()
-                self._evicted.delete(evicted)
+                self._housekeep_at_open(found.evicted_before_open)
             self.prune_sent()
         except BaseException as exc:
             for conn in opened:
                 conn.close()
             self._lock_file.release()
             if isinstance(exc, sqlite3.DatabaseError | OSError):
-                raise OutboxError(f"{self.db_path}: cannot open the outbox: {exc}") from exc
+                full = " (the disk is full; the outbox was kept as it is)"
+                raise OutboxError(
+                    f"{self.db_path}: cannot open the outbox: {exc}"
+                    + (full if is_disk_full(exc, data_dir) else "")
+                ) from exc
             raise
+
+    def _housekeep_at_open(self, evicted_before_open: list[str]) -> None:
+        """The lock holder's tidy-up: orphans, limits, the reserve, and salvage of a
+        database just set aside."""
+        with self._wlock:
+            quarantined = tidy(self._wconn, self.images_dir, evicted_before_open)
+            evicted = self._evict()
+        self._evicted.delete(evicted)
+        if evicted_before_open:
+            self._disk.note(
+                f"outbox: the disk at {self.data_dir} was full: evicted "
+                f"{len(evicted_before_open)} images to open the outbox; every record was kept"
+            )
+        if quarantined:
+            self._disk.note(
+                f"outbox: {quarantined} images had no record (lost from the database) and were "
+                f"moved to {self.data_dir / 'quarantine'}; run `roadpatrol outbox recover "
+                f"--data-dir {self.data_dir}` to rebuild their findings"
+            )
+        if self.recovered_from is not None:
+            self._disk.note(salvage_at_open(self.recovered_from, self.data_dir))
 
     @classmethod
     def open(
@@ -195,23 +229,42 @@ class Outbox:
             image_name, image_bytes = None, 0
             if jpeg is not None:
                 image_name, image_bytes = store_image(self.images_dir, finding, jpeg)
-            with transaction(self._wconn) as conn:
-                inserted = rows.insert_finding(
-                    conn,
-                    finding,
-                    payload,
-                    stored_at=self._clock(),
-                    image_name=image_name,
-                    image_bytes=image_bytes,
-                )
-                if jpeg is not None and image_name is None:
-                    bump(conn, IMAGES_MISSING, 1)
-                written = self._frame_counts.write(conn)
-            self._frame_counts.written(written)
+
+            def insert() -> bool:
+                with transaction(self._wconn) as conn:
+                    inserted = rows.insert_finding(
+                        conn,
+                        finding,
+                        payload,
+                        stored_at=self._clock(),
+                        image_name=image_name,
+                        image_bytes=image_bytes,
+                    )
+                    if jpeg is not None and image_name is None:
+                        bump(conn, IMAGES_MISSING, 1)
+                    written = self._frame_counts.write(conn)
+                self._frame_counts.written(written)
+                return inserted
+
+            inserted = self._retry_when_full(insert)
             self._writes += 1
             evicted = self._evict()
         self._evicted.delete(evicted)
         return inserted
+
+    def _retry_when_full(self, write: Callable[[], bool]) -> bool:
+        """Run ``write``; if SQLite finds the disk full, release the reserve, evict images
+        (deleting them now: the record needs their room) and try once more. Under the write
+        lock."""
+        try:
+            return write()
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc, self.data_dir):
+                raise
+            log.error("outbox: the disk is full (%s): making room for the record", exc)
+            self._disk.make_room()
+            self._evicted.delete(self._evict())
+            return write()
 
     def replace_unsent(self, finding: Finding, jpeg: bytes | None) -> bool:
         """Update a stored finding that the broker has not acknowledged yet: a repeat sighting
@@ -309,11 +362,14 @@ class Outbox:
             self._wconn,
             self.images_dir,
             self.image_cap_bytes,
-            self.min_free_bytes,
+            self._disk.target_free_bytes,
             freeing_bytes=self._evicted.freeing_bytes,
         )
         if victims:
             self._writes += 1
+            self._disk.evicted(len(victims), self._monotonic())
+        else:
+            self._disk.restore_reserve()
         return self._evicted.claim(victims)
 
     def prune_sent(self) -> Pruned:
@@ -389,7 +445,8 @@ class Outbox:
             evictions=s.evictions,
             stored=s.stored,
             disk_free_bytes=free,
-            disk_low=free < self.min_free_bytes,
+            disk_low=self._disk.disk_low(free, self._monotonic()),
+            evicting=self._disk.evicting(self._monotonic()),
             pruned=s.pruned_findings,
         )
         self._stats_cache = (writes, now, status)
