@@ -22,11 +22,14 @@ from typing import Any, Protocol
 from edge.cli import UsageError
 from edge.config import AppConfig, ConfigError, demo_config, load_config
 from edge.manifest import ModelPackageError
+from edge.outbox import OutboxError
 from edge.recorder import Recorder
 from edge.status_socket.protocol import socket_path_for
 from edge.status_socket.server import StatusServer
 
 log = logging.getLogger(__name__)
+
+EXIT_OUTBOX = 3  # `run`: the outbox cannot be opened (the message says why)
 
 
 class Service(Protocol):
@@ -110,7 +113,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    recorder = Recorder(config).start()
+    try:
+        recorder = Recorder(config)
+    except OutboxError as exc:
+        # One line, no traceback: systemd restarts the service, which tries again.
+        log.error("not recording: %s", exc)
+        print(f"roadpatrol run: not recording: {exc}", file=sys.stderr)
+        return EXIT_OUTBOX
+    for note in recorder.outbox.notes:
+        print(f"roadpatrol run: {note}", file=sys.stderr)
+    recorder.start()
     if recorder.model_error:
         what = "recording without grading" if recorder.grader is None else "grading goes on"
         print(f"roadpatrol run: {recorder.model_error} ({what})", file=sys.stderr)
@@ -144,7 +156,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.WARNING)
     try:
         recorder = Recorder(config, lockstep=args.fast)
-    except ModelPackageError as exc:
+    except (ModelPackageError, OutboxError) as exc:
         raise UsageError(str(exc)) from exc
     if recorder.model_error:
         recorder.outbox.close()

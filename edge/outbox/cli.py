@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.cli import UsageError
+from edge.outbox import recover_cli
+from edge.outbox.quarantine import quarantined
 from edge.outbox.queries import summary
 from edge.outbox.schema import DB_NAME, connect_read_only
 
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--json", action="store_true", help="Print one JSON object (stable snake_case keys)."
     )
     status.set_defaults(handler=run_status)
+    recover_cli.register(actions)
 
 
 def status_dict(data_dir: Path) -> dict[str, Any]:
@@ -54,6 +57,8 @@ def status_dict(data_dir: Path) -> dict[str, Any]:
         "database": str(db),
         **report,
         "disk_free_bytes": shutil.disk_usage(data_dir).free,
+        # Pictures whose record was lost; `outbox recover` rebuilds findings from them.
+        "quarantined_images": len(quarantined(data_dir)),
     }
 
 
@@ -88,6 +93,11 @@ def _text(r: dict[str, Any]) -> str:
         f"  graded frames     {frames}",
         f"  disk free         {_mib(r['disk_free_bytes'])}",
     ]
+    if r["quarantined_images"]:
+        lines.append(
+            f"  quarantined       {r['quarantined_images']} images without a record "
+            "(run `roadpatrol outbox recover`)"
+        )
     if r["images_missing"]:
         lines.append(f"  missing images    {r['images_missing']} vanished before sending")
     return "\n".join(lines)

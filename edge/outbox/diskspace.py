@@ -76,6 +76,12 @@ def reserve_bytes_for(path: Path) -> int:
     return int(min(RESERVE_MAX_BYTES, max(RESERVE_MIN_BYTES, total * RESERVE_SHARE)))
 
 
+def wal_pages_for(path: Path) -> int:
+    """WAL pages between checkpoints (SQLite's default 1000 is 4 MiB: the whole of a small
+    disk), so that the WAL fits in the reserve's room."""
+    return int(min(1000, max(16, reserve_bytes_for(path) // 4096 // 2)))
+
+
 def effective_floor(configured_bytes: int, path: Path) -> tuple[int, str | None]:
     """The free-space floor to keep on this disk, and why it differs from the configured one
     (None when it does not)."""

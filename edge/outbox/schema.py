@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from edge.outbox.diskspace import is_corruption, is_disk_full, make_room_to_open
+from edge.outbox.diskspace import is_corruption, is_disk_full, make_room_to_open, wal_pages_for
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class DataDirLock:
             self._file = None
 
 
-def connect(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
+def connect(path: Path, *, busy_timeout_s: float, wal_pages: int = 1000) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
     )
@@ -121,6 +121,9 @@ def connect(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit that returned survives a power cut, not just a crash.
     conn.execute("PRAGMA synchronous=FULL")
+    # On a small disk a checkpoint comes sooner, and the WAL is cut back after it.
+    conn.execute(f"PRAGMA wal_autocheckpoint={wal_pages:d}")
+    conn.execute(f"PRAGMA journal_size_limit={wal_pages * 4096:d}")
     return conn
 
 
@@ -237,9 +240,10 @@ def _open(
         for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
             if (data_dir / name).exists():
                 private(data_dir / name)
-    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s))
+    wal_pages = wal_pages_for(data_dir)
+    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s, wal_pages=wal_pages))
     create_schema(opened[0], db_path)
-    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s))
+    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s, wal_pages=wal_pages))
     return moved
 
 

@@ -30,10 +30,10 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from edge.outbox import queries, rows
+from edge.outbox import rows
 from edge.outbox.config import OutboxConfig
 from edge.outbox.diskspace import DiskGuard, is_disk_full
 from edge.outbox.frame_counts import FrameCounts
@@ -41,15 +41,12 @@ from edge.outbox.images import is_jpeg, store_image
 from edge.outbox.quarantine import tidy
 from edge.outbox.queries import (
     IMAGES_MISSING,
-    OutboxSummary,
-    PendingFinding,
-    PendingImage,
-    TrackPoint,
 )
+from edge.outbox.reading import OutboxReads
 from edge.outbox.recover import salvage_at_open
 from edge.outbox.retention import Pruned, Retention
 from edge.outbox.schema import DB_NAME, IMAGES_DIR, DataDirLock, OutboxError, open_database
-from edge.outbox.space import bump, disk_free_bytes, enforce_limits, transaction
+from edge.outbox.space import bump, enforce_limits, transaction
 from edge.outbox.unlinking import EvictedFiles, unlink_file
 from edge.status import OutboxStatus
 from edge.types import Finding, Fix
@@ -59,7 +56,7 @@ log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")  # the id names the image file
 
 
-class Outbox:
+class Outbox(OutboxReads):
     """See the module docstring. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(
@@ -287,10 +284,15 @@ class Outbox:
                 if new_name is not None:
                     image = (new_name, new_bytes, "pending")
             old_bytes = old[1] if old[0] is not None and old[2] == "pending" else 0
-            with transaction(self._wconn) as conn:
-                rows.update_unsent_finding(
-                    conn, finding, payload, image=image, old_pending_bytes=old_bytes
-                )
+
+            def update() -> bool:
+                with transaction(self._wconn) as conn:
+                    rows.update_unsent_finding(
+                        conn, finding, payload, image=image, old_pending_bytes=old_bytes
+                    )
+                return True
+
+            self._retry_when_full(update)
             self._writes += 1
             return True
 
@@ -386,71 +388,6 @@ class Outbox:
         if pruned.anything:
             self._writes += 1
         return pruned
-
-    def disk_free_bytes(self) -> int:
-        return disk_free_bytes(self.images_dir)
-
-    # --- reading ---------------------------------------------------------------------------
-
-    def pending_findings(self, limit: int, exclude: Collection[str] = ()) -> list[PendingFinding]:
-        """Unacknowledged findings: grade 3 first, then by grade descending, oldest first."""
-        with self._rlock:
-            return queries.pending_findings(self._rconn, limit, exclude)
-
-    def pending_images(self, limit: int, exclude: Collection[str] = ()) -> list[PendingImage]:
-        """Unsent images, still on disk, of findings the office already has; same order."""
-        found: list[PendingImage] = []
-        missing: list[str] = []
-        skip = set(exclude)
-        while len(found) < limit:
-            with self._rlock:
-                batch = queries.unsent_image_rows(self._rconn, limit - len(found), skip)
-            if not batch:
-                break
-            for fid, name, size, grade in batch:
-                skip.add(fid)
-                path = self.images_dir / name
-                if path.is_file():
-                    found.append(PendingImage(fid, path, size, grade))
-                else:
-                    missing.append(fid)
-        if missing:
-            with self._wlock, transaction(self._wconn) as conn:
-                rows.mark_images_missing(conn, missing)
-                self._writes += 1
-        return found
-
-    def pending_track(self, limit: int) -> list[TrackPoint]:
-        with self._rlock:
-            return queries.pending_track(self._rconn, limit)
-
-    def summary(self) -> OutboxSummary:
-        with self._rlock:
-            return queries.summary(self._rconn)
-
-    def stats(self, max_age_s: float = 1.0) -> OutboxStatus:
-        """The status-line figures. With a long backlog the queries take tens of ms, so a
-        result up to ``max_age_s`` old is reused unless this Outbox has written since."""
-        cached = self._stats_cache
-        now = time.monotonic()
-        if cached is not None and cached[0] == self._writes and now - cached[1] < max_age_s:
-            return cached[2]
-        writes = self._writes
-        s = self.summary()
-        free = self.disk_free_bytes()
-        status = OutboxStatus(
-            pending=s.pending,
-            pending_bytes=s.pending_bytes,
-            oldest_age_s=s.oldest_age_s,
-            evictions=s.evictions,
-            stored=s.stored,
-            disk_free_bytes=free,
-            disk_low=self._disk.disk_low(free, self._monotonic()),
-            evicting=self._disk.evicting(self._monotonic()),
-            pruned=s.pruned_findings,
-        )
-        self._stats_cache = (writes, now, status)
-        return status
 
 
 __all__ = ["Outbox", "OutboxError"]
