@@ -286,21 +286,34 @@ def salvage_database(src: Path, data_dir: Path, images_src: Path | None = None) 
             counts[what] += 1
             counts["images"] += image > 0
             counts["lost_images"] += image < 0
-        rebuilt, unreadable = _rebuild_lost(live, lost.values(), images_src)
+        named = [fid for fid in lost.values() if fid is not None]
+        rebuilt, unreadable = _rebuild_lost(live, named, images_src)
+        # Rows lost with the index page that named them: the pictures left over (no row
+        # claimed them) are theirs, or orphans of a crash; either way rebuilt from EXIF.
+        extra = _rebuild_leftovers(live, images_src)
+        unreadable += max(0, len(lost) - len(named) - extra) + counts["bad"]
         track = _salvage_track(conn, live)
     finally:
         live.close()
         conn.close()
     return Salvaged(
         source=str(src),
-        salvaged=counts["salvaged"] + rebuilt,
+        salvaged=counts["salvaged"] + rebuilt + extra,
         already_present=counts["present"],
-        rebuilt_from_images=rebuilt,
-        unreadable=unreadable + counts["bad"],
-        images=counts["images"] + rebuilt,
+        rebuilt_from_images=rebuilt + extra,
+        unreadable=unreadable,
+        images=counts["images"] + rebuilt + extra,
         images_lost=counts["lost_images"],
         track_points=track,
     )
+
+
+def _rebuild_leftovers(live: Live, images_src: Path | None) -> int:
+    if images_src is None or images_src.resolve() == live.images_dir.resolve():
+        return 0
+    vehicle = live.vehicle_id()
+    outcomes = [rebuild_from_image(live, p, vehicle) for p in sorted(images_src.glob("*.jpg"))]
+    return outcomes.count("salvaged")
 
 
 def _rebuild_lost(live: Live, ids: Any, images_src: Path | None) -> tuple[int, int]:
@@ -364,11 +377,7 @@ def images_beside(db: Path) -> Path | None:
 def salvage_at_open(moved: Path, data_dir: Path) -> str:
     """Salvage a database the Outbox has just set aside; the line to log and show."""
     try:
-        images = images_beside(moved)
-        report = salvage_database(moved, data_dir, images)
-        if images is not None:
-            left = sorted(images.glob("*.jpg"))  # pictures whose row nothing gave back
-            report += salvage_images(left, data_dir, str(images))
+        report = salvage_database(moved, data_dir, images_beside(moved))
     except (sqlite3.Error, OSError) as exc:
         return (
             f"outbox: could not salvage {moved} ({exc}); try `roadpatrol outbox recover "

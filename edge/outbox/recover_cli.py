@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from edge.cli import UsageError
+from edge.outbox.diskspace import reserve_bytes_for
 from edge.outbox.quarantine import QUARANTINE_DIR
 from edge.outbox.recover import Salvaged, images_beside, salvage_database, salvage_images
 from edge.outbox.schema import DB_NAME, OutboxError
@@ -63,18 +64,13 @@ def _images_of(db: Path, given: Path | None) -> Path | None:
 def _salvage(source: Path, data_dir: Path, images: Path | None) -> Salvaged:
     if source.is_dir():
         return salvage_images(sorted(source.glob("*.jpg")), data_dir, str(source))
-    folder = _images_of(source, images)
-    report = salvage_database(source, data_dir, folder)
-    if folder is not None and folder.resolve() != (data_dir / "images").resolve():
-        # Pictures left beside the database had no readable row: rebuild from their EXIF.
-        report += salvage_images(sorted(folder.glob("*.jpg")), data_dir, str(folder))
-    return report
+    return salvage_database(source, data_dir, _images_of(source, images))
 
 
 def run_recover(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir
-    if not data_dir.is_dir():
-        raise UsageError(f"data directory {data_dir} does not exist")
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UsageError(f"{data_dir} is not a directory")
     sources = args.sources or _default_sources(data_dir)
     for source in sources:
         if args.sources and not source.exists():
@@ -83,8 +79,10 @@ def run_recover(args: argparse.Namespace) -> int:
             raise UsageError(f"{source} is the live outbox itself; name a damaged copy")
     try:
         # Creates the live outbox if needed; as the lock holder it also quarantines orphans.
-        Outbox.open(data_dir, image_cap_bytes=_NO_LIMIT, min_free_bytes=0).close()
-    except OutboxError as exc:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        floor = reserve_bytes_for(data_dir)  # the least floor: evicts nothing, says nothing
+        Outbox.open(data_dir, image_cap_bytes=_NO_LIMIT, min_free_bytes=floor).close()
+    except (OutboxError, OSError) as exc:
         print(f"roadpatrol outbox recover: {exc}", file=sys.stderr)
         return 1
     failed = 0
