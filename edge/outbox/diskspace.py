@@ -237,7 +237,7 @@ class DiskGuard:
     def disk_low(self, free: int, now: float) -> bool:
         """Low while images are being evicted for room, or within 10 % of the floor: the
         eviction itself holds free space at the floor, so ``free < floor`` alone never is."""
-        return self.evicting(now) or free < self.floor_bytes * 1.1 or self._reserve_missing
+        return self.evicting(now) or free < self.floor_bytes * 1.1 or not self.reserve.present
 
     @property
     def target_free_bytes(self) -> int:

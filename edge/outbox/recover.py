@@ -15,6 +15,7 @@ column a later version adds is carried over without this module knowing about it
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -35,6 +36,8 @@ from edge.serialize import FindingFormatError, finding_from_dict
 log = logging.getLogger(__name__)
 
 UNKNOWN_VEHICLE = "unknown"
+_PROBE_SLACK = 1_000  # rowids tried past the highest the table gave
+_PROBE_MAX = 10_000_000  # a garbage rowid must not make the probe run for hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +126,14 @@ def read_table(
                     known[rowid] = (values[index_cols.index("id")],)
                 else:
                     known.setdefault(rowid, (None,))
-    top = max([*got, *known], default=0)
-    for rowid in range(1, top + 1):
+    # Every rowid up to the highest the table gave (rows are numbered 1, 2, … as they come),
+    # and whatever else an index names: a damaged index may name absurd rowids, so those
+    # are tried one by one rather than as a range.
+    top = min(max(got, default=0) + _PROBE_SLACK, _PROBE_MAX)
+    beyond = sorted(r for r in known if r > top)
+    for rowid in itertools.chain(range(1, top + 1), beyond):
         if rowid not in got:
-            one: dict[int, tuple[Any, ...]] = {}
-            _scan(conn, f"{select} WHERE rowid = {rowid}", one)
-            got.update(one)
+            _scan(conn, f"{select} WHERE rowid = {int(rowid)}", got)
     lost = {r: v[0] for r, v in known.items() if r not in got}
     return got, lost
 
