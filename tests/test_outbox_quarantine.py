@@ -134,3 +134,34 @@ def test_an_older_picture_rebuilds_time_and_gps_from_its_exif_tags(tmp_path: Pat
     assert payload["position"]["lat_deg"] == pytest.approx(lat, abs=1e-9)
     assert payload["position"]["lat_deg"] == pytest.approx(35.6073, abs=1e-6)
     assert payload["position"]["lon_deg"] == pytest.approx(140.1063, abs=1e-6)
+
+
+def test_planted_and_duplicate_pictures_in_quarantine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A picture naming a path instead of an id writes nothing outside images/; one of a
+    finding the outbox has is a duplicate and goes, the record keeping its picture."""
+    data_dir = tmp_path / "data"
+    reported = _write_and_kill(tmp_path, data_dir, 2)
+    Outbox.open(data_dir, image_cap_bytes=BIG, min_free_bytes=0).close()
+    quarantine = data_dir / "quarantine"
+    quarantine.mkdir(exist_ok=True)
+    fid = next(iter(reported))
+    (quarantine / f"{fid}.jpg").write_bytes((data_dir / "images" / f"{fid}.jpg").read_bytes())
+    exif = piexif.load(str(data_dir / "images" / f"{fid}.jpg"))
+    del exif["Exif"][piexif.ExifIFD.UserComment]
+    exif["0th"][piexif.ImageIFD.ImageDescription] = b"roadpatrol finding ../../evil grade 3"
+    piexif.insert(
+        piexif.dump(exif), str(data_dir / "images" / f"{fid}.jpg"), str(quarantine / "evil.jpg")
+    )
+
+    assert main(["outbox", "recover", "--data-dir", str(data_dir), "--json"]) == 0
+
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["salvaged"] == 0 and report["already_present"] == 1
+    assert report["unreadable"] == 1
+    assert not (tmp_path / "evil.jpg").exists() and not (data_dir / "evil.jpg").exists()
+    assert not (quarantine / f"{fid}.jpg").exists()  # the duplicate went
+    assert (quarantine / "evil.jpg").exists()  # kept for a person to look at
+    assert (data_dir / "images" / f"{fid}.jpg").is_file()
+    assert len(rows(data_dir / "outbox.sqlite3", "SELECT id FROM findings")) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,27 @@ def test_recover_refuses_the_live_outbox_and_a_missing_file(tmp_path: Path) -> N
         == 2
     )
     assert main(["outbox", "recover", str(tmp_path / "nope"), "--data-dir", str(tmp_path)]) == 2
+
+
+def test_a_column_added_by_a_later_schema_is_carried_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rows are copied by the columns both databases share, so a new column travels too."""
+    old, live = tmp_path / "old", tmp_path / "live"
+    written = _write(old, 5, image_every=5)
+    _write(live, 1, image_every=5)
+    for db in (old / "outbox.sqlite3", live / "outbox.sqlite3"):
+        conn = sqlite3.connect(db)
+        conn.execute("ALTER TABLE findings ADD COLUMN delivery TEXT NOT NULL DEFAULT 'queued'")
+        conn.commit()
+        conn.close()
+    conn = sqlite3.connect(old / "outbox.sqlite3")
+    conn.execute("UPDATE findings SET delivery = 'received-by-office'")
+    conn.commit()
+    conn.close()
+
+    assert main(["outbox", "recover", str(old / "outbox.sqlite3"), "--data-dir", str(live)]) == 0
+
+    got = dict(rows(live / "outbox.sqlite3", "SELECT id, delivery FROM findings"))
+    assert {fid: got[fid] for fid in written} == dict.fromkeys(written, "received-by-office")
+    assert "salvaged 5 findings" in capsys.readouterr().out

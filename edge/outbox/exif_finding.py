@@ -23,6 +23,9 @@ from edge.types import Finding, FindingOrigin, FixMode, FixQuality, Position, Po
 
 REBUILT_MODEL_ID = "recovered-from-image"
 _DESCRIPTION = re.compile(r"^roadpatrol finding (\S+) grade ([0-3])$")
+# The id names the image file: only a UUID, never a path (a planted picture must not write
+# outside images/).
+FINDING_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class NotAFindingImage(ValueError):
@@ -82,15 +85,24 @@ def finding_from_jpeg(data: bytes, vehicle_id: str) -> Finding:
         exif = piexif.load(data)
     except Exception as exc:  # piexif raises bare ValueError/struct.error on bad data
         raise NotAFindingImage(f"unreadable EXIF ({exc})") from exc
-    comment = exif["Exif"].get(piexif.ExifIFD.UserComment)
-    if comment:
+    finding = _from_comment(exif)
+    if finding is None:
         try:
-            return finding_from_dict(json.loads(piexif.helper.UserComment.load(comment)))
-        except (ValueError, FindingFormatError, TypeError, KeyError):
-            pass  # a damaged copy of the record: the tags below still hold the essentials
+            finding = _from_tags(exif, vehicle_id)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            if isinstance(exc, NotAFindingImage):
+                raise
+            raise NotAFindingImage(f"unusable EXIF ({exc})") from exc
+    if not FINDING_ID.match(finding.id):
+        raise NotAFindingImage(f"finding id {finding.id[:80]!r} is not a UUID")
+    return finding
+
+
+def _from_comment(exif: dict[str, Any]) -> Finding | None:
+    comment = exif["Exif"].get(piexif.ExifIFD.UserComment)
+    if not comment:
+        return None
     try:
-        return _from_tags(exif, vehicle_id)
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        if isinstance(exc, NotAFindingImage):
-            raise
-        raise NotAFindingImage(f"unusable EXIF ({exc})") from exc
+        return finding_from_dict(json.loads(piexif.helper.UserComment.load(comment)))
+    except (ValueError, FindingFormatError, TypeError, KeyError):
+        return None  # a damaged copy of the record: the tags still hold the essentials

@@ -2,12 +2,10 @@
 live one, so that the publisher sends them. Idempotent by finding id: running it twice adds
 nothing the second time.
 
-A damaged SQLite file is read as far as it goes: the table is scanned from both ends (a
-corrupt page stops a scan, not the other direction), every index is scanned for the rowids
-(and ids) it knows, and each rowid up to the highest seen is fetched on its own, so that a
-bad page costs only the rows on it. A row the indexes know but the table cannot give back
-is unreadable; if its picture survived, the picture rebuilds it (edge.outbox.exif_finding),
-as for the images in ``quarantine/`` (edge.outbox.quarantine).
+A damaged SQLite file is read as far as it goes (edge.outbox.damaged). A row the indexes
+know but the table cannot give back is unreadable; if its picture survived, the picture
+rebuilds it (edge.outbox.exif_finding), as for the images in ``quarantine/``
+(edge.outbox.quarantine). Pictures are moved into the live outbox (copied from another disk).
 
 Rows are copied by the columns both databases share, read from the live schema, so that a
 column a later version adds is carried over without this module knowing about it.
@@ -15,7 +13,6 @@ column a later version adds is carried over without this module knowing about it
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -26,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.outbox import rows
-from edge.outbox.exif_finding import NotAFindingImage, finding_from_jpeg
+from edge.outbox.damaged import columns, open_source, read_table
+from edge.outbox.exif_finding import FINDING_ID, NotAFindingImage, finding_from_jpeg
 from edge.outbox.images import is_jpeg, write_atomic
 from edge.outbox.queries import IMAGE_BYTES_ON_DISK
 from edge.outbox.schema import DB_NAME, IMAGES_DIR, connect
@@ -36,8 +34,6 @@ from edge.serialize import FindingFormatError, finding_from_dict
 log = logging.getLogger(__name__)
 
 UNKNOWN_VEHICLE = "unknown"
-_PROBE_SLACK = 1_000  # rowids tried past the highest the table gave
-_PROBE_MAX = 10_000_000  # a garbage rowid must not make the probe run for hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,78 +75,6 @@ _COUNTS = (
 )
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-
-
-def _indexes(conn: sqlite3.Connection, table: str) -> list[tuple[str, list[str]]]:
-    found = []
-    try:
-        names = [r[1] for r in conn.execute(f"PRAGMA index_list({table})")]
-        for name in names:
-            cols = [r[2] for r in conn.execute(f"PRAGMA index_info({name})") if r[2]]
-            found.append((name, cols))
-    except sqlite3.DatabaseError as exc:
-        log.warning("salvage: cannot list the indexes of %s (%s)", table, exc)
-    return found
-
-
-def _scan(conn: sqlite3.Connection, sql: str, into: dict[int, tuple[Any, ...]]) -> None:
-    """Collect rows keyed by their first column until the end or a damaged page."""
-    try:
-        for row in conn.execute(sql):
-            into[row[0]] = row[1:]
-    except sqlite3.DatabaseError:
-        pass
-
-
-def read_table(
-    conn: sqlite3.Connection, table: str, cols: list[str]
-) -> tuple[dict[int, tuple[Any, ...]], dict[int, str | None]]:
-    """(rows read by rowid, rowids an index knows that the table did not give: their id
-    when an index carries it)."""
-    select = f"SELECT rowid, {', '.join(cols)} FROM {table}"
-    got: dict[int, tuple[Any, ...]] = {}
-    for order in ("ASC", "DESC"):
-        _scan(conn, f"{select} ORDER BY rowid {order}", got)
-    known: dict[int, tuple[Any, ...]] = {}
-    for index, index_cols in _indexes(conn, table):
-        wanted = ", ".join(["rowid", *index_cols])
-        for order in ("ASC", "DESC"):
-            keys = ", ".join(f"{c} {order}" for c in index_cols) or f"rowid {order}"
-            sql = f"SELECT {wanted} FROM {table} INDEXED BY {index} ORDER BY {keys}"
-            seen: dict[int, tuple[Any, ...]] = {}
-            _scan(conn, sql, seen)  # a partial index ("no query solution") gives nothing
-            for rowid, values in seen.items():
-                if "id" in index_cols:
-                    known[rowid] = (values[index_cols.index("id")],)
-                else:
-                    known.setdefault(rowid, (None,))
-    # Every rowid up to the highest the table gave (rows are numbered 1, 2, … as they come),
-    # and whatever else an index names: a damaged index may name absurd rowids, so those
-    # are tried one by one rather than as a range.
-    top = min(max(got, default=0) + _PROBE_SLACK, _PROBE_MAX)
-    beyond = sorted(r for r in known if r > top)
-    for rowid in itertools.chain(range(1, top + 1), beyond):
-        if rowid not in got:
-            _scan(conn, f"{select} WHERE rowid = {int(rowid)}", got)
-    lost = {r: v[0] for r, v in known.items() if r not in got}
-    return got, lost
-
-
-def open_source(path: Path) -> sqlite3.Connection:
-    """Read-only, with its WAL if SQLite can use it; else immutable (the main file only)."""
-    last: sqlite3.Error | None = None
-    for mode in ("mode=ro", "immutable=1"):
-        try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.Error as exc:
-            last = exc
-    raise sqlite3.DatabaseError(f"{path}: not readable as a database ({last})")
-
-
 def _bring_image(src: Path, images_dir: Path) -> int | None:
     """Move (same disk: no room needed) or copy a picture into the live images; its size,
     or None when it is not there or not a JPEG."""
@@ -177,8 +101,8 @@ class Live:
         self.data_dir = data_dir
         self.images_dir = data_dir / IMAGES_DIR
         self.conn = connect(data_dir / DB_NAME, busy_timeout_s=30.0)
-        self.finding_cols = _columns(self.conn, "findings")
-        self.track_cols = _columns(self.conn, "track")
+        self.finding_cols = columns(self.conn, "findings")
+        self.track_cols = columns(self.conn, "track")
 
     def close(self) -> None:
         self.conn.close()
@@ -195,6 +119,25 @@ class Live:
             return UNKNOWN_VEHICLE
         vehicle = json.loads(row[0]).get("vehicle_id")
         return vehicle if isinstance(vehicle, str) else UNKNOWN_VEHICLE
+
+    def adopt_image(self, finding_id: str, path: Path, data: bytes) -> None:
+        """A picture of a finding the outbox has: the record's image again if it lost it,
+        else a duplicate, deleted (the outbox holds the same picture)."""
+        name = f"{finding_id}.jpg"
+        (state,) = self.conn.execute(
+            "SELECT image_state FROM findings WHERE id = ?", (finding_id,)
+        ).fetchone()
+        if state not in ("pending", "sent") or not (self.images_dir / name).is_file():
+            write_atomic(self.images_dir / name, data)
+            with transaction(self.conn) as conn:
+                conn.execute(
+                    "UPDATE findings SET image_name = ?, image_bytes = ?, image_state = 'pending' "
+                    "WHERE id = ?",
+                    (name, len(data), finding_id),
+                )
+                if state not in ("pending", "sent"):
+                    bump(conn, IMAGE_BYTES_ON_DISK, len(data))
+        path.unlink(missing_ok=True)
 
     def insert_row(self, row: dict[str, Any]) -> bool:
         cols = [c for c in self.finding_cols if c in row]
@@ -225,12 +168,18 @@ class Live:
 
 
 def _valid(row: dict[str, Any]) -> bool:
-    """A row worth sending: its payload is a finding with the row's id."""
+    """A row worth sending: its payload is a finding with the row's id, a UUID, and its
+    image (if any) is named after it (a damaged or planted row must not name other files)."""
     try:
         finding = finding_from_dict(json.loads(row["payload"]))
     except (KeyError, TypeError, ValueError, FindingFormatError):
         return False
-    return finding.id == row.get("id")
+    name = row.get("image_name")
+    return (
+        finding.id == row.get("id")
+        and FINDING_ID.match(finding.id) is not None
+        and name in (None, f"{finding.id}.jpg")
+    )
 
 
 def rebuild_from_image(live: Live, path: Path, vehicle_id: str) -> str:
@@ -242,6 +191,7 @@ def rebuild_from_image(live: Live, path: Path, vehicle_id: str) -> str:
         log.warning("salvage: %s: cannot rebuild a finding from it (%s)", path, exc)
         return "unreadable"
     if live.has(finding.id):
+        live.adopt_image(finding.id, path, data)
         return "present"
     name = f"{finding.id}.jpg"
     write_atomic(live.images_dir / name, data)  # before the row, as the Outbox does
@@ -279,7 +229,7 @@ def salvage_database(src: Path, data_dir: Path, images_src: Path | None = None) 
     conn = open_source(src)
     live = Live(data_dir)
     try:
-        src_cols = _columns(conn, "findings") or ["id"]
+        src_cols = columns(conn, "findings") or ["id"]
         got, lost = read_table(conn, "findings", src_cols)
         counts = {"salvaged": 0, "present": 0, "images": 0, "lost_images": 0, "bad": 0}
         for values in got.values():
@@ -338,7 +288,7 @@ def _rebuild_lost(live: Live, ids: Any, images_src: Path | None) -> tuple[int, i
 
 
 def _salvage_track(conn: sqlite3.Connection, live: Live) -> int:
-    cols = _columns(conn, "track")
+    cols = columns(conn, "track")
     if not cols:
         return 0
     got, _ = read_table(conn, "track", cols)
