@@ -116,6 +116,38 @@ def test_full_disk_at_start_keeps_the_outbox_and_goes_on_recording(
     assert evicted > 0  # the room came from images, not from records
 
 
+def test_a_disk_filled_while_recording_does_not_stop_the_recorder(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    data_dir = small_disk / "data"
+    db = data_dir / "outbox.sqlite3"
+    cfg = _config(tmp_path, data_dir, "[outbox]\nmin_free_mb = 0\n")
+    proc = subprocess.Popen(
+        [EXE, "run", "--headless", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_ids(db)) < 5 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        fill(small_disk, check=False)  # another program takes the rest of the disk
+        before = _ids(db)
+        while len(_ids(db)) < len(before) + 10 and time.monotonic() < deadline:
+            assert proc.poll() is None, "the recorder ended on a full disk"
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 0, err
+    after = _ids(db)
+    assert before <= after and len(after) >= len(before) + 10, err
+    assert "min_free_mb 0 MiB is too little" in err
+
+
 def test_an_outbox_that_cannot_open_is_one_line_and_kept(small_disk: Path, tmp_path: Path) -> None:
     data_dir = small_disk / "data"
     before = _fill_outbox(data_dir, 50, with_images=0)  # no image to evict
