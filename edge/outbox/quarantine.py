@@ -112,3 +112,20 @@ def tidy(conn: sqlite3.Connection, images_dir: Path, evicted_before_open: list[s
             (IMAGE_BYTES_ON_DISK, total),
         )
     return moved
+
+
+def opening_notes(data_dir: Path, evicted_before_open: int, quarantined: int) -> list[str]:
+    """What the lock holder's tidy-up at open tells the operator (log, and `run`'s stderr)."""
+    notes = []
+    if evicted_before_open:
+        notes.append(
+            f"outbox: the disk at {data_dir} was full: evicted {evicted_before_open} images "
+            "to open the outbox; every record was kept"
+        )
+    if quarantined:
+        notes.append(
+            f"outbox: {quarantined} images had no record (lost from the database) and were "
+            f"moved to {data_dir / QUARANTINE_DIR}; run `roadpatrol outbox recover "
+            f"--data-dir {data_dir}` to rebuild their findings"
+        )
+    return notes

@@ -38,7 +38,7 @@ from edge.outbox.config import OutboxConfig
 from edge.outbox.diskspace import DiskGuard, is_disk_full
 from edge.outbox.frame_counts import FrameCounts
 from edge.outbox.images import is_jpeg, store_image
-from edge.outbox.quarantine import tidy
+from edge.outbox.quarantine import opening_notes, tidy
 from edge.outbox.queries import (
     IMAGES_MISSING,
 )
@@ -125,17 +125,8 @@ class Outbox(OutboxReads):
             quarantined = tidy(self._wconn, self.images_dir, evicted_before_open)
             evicted = self._evict()
         self._evicted.delete(evicted)
-        if evicted_before_open:
-            self._disk.note(
-                f"outbox: the disk at {self.data_dir} was full: evicted "
-                f"{len(evicted_before_open)} images to open the outbox; every record was kept"
-            )
-        if quarantined:
-            self._disk.note(
-                f"outbox: {quarantined} images had no record (lost from the database) and were "
-                f"moved to {self.data_dir / 'quarantine'}; run `roadpatrol outbox recover "
-                f"--data-dir {self.data_dir}` to rebuild their findings"
-            )
+        for note in opening_notes(self.data_dir, len(evicted_before_open), quarantined):
+            self._disk.note(note)
         if self.recovered_from is not None:
             self._disk.note(salvage_at_open(self.recovered_from, self.data_dir))
 
@@ -359,14 +350,29 @@ class Outbox(OutboxReads):
 
     def _evict(self) -> list[tuple[str, int]]:
         """Commit evictions (the caller holds the write lock); returns the files for
-        ``self._evicted.delete`` once the caller has released it."""
-        victims = enforce_limits(
-            self._wconn,
-            self.images_dir,
-            self.image_cap_bytes,
-            self._disk.target_free_bytes,
-            freeing_bytes=self._evicted.freeing_bytes,
-        )
+        ``self._evicted.delete`` once the caller has released it. Housekeeping: when its
+        commit finds the disk full, the reserve gives it room; if it still fails, the write
+        that came first stands and the next one tries again."""
+
+        def evict() -> list[tuple[str, int]]:
+            return enforce_limits(
+                self._wconn,
+                self.images_dir,
+                self.image_cap_bytes,
+                self._disk.target_free_bytes,
+                freeing_bytes=self._evicted.freeing_bytes,
+            )
+
+        try:
+            try:
+                victims = evict()
+            except sqlite3.OperationalError as exc:
+                if not is_disk_full(exc, self.data_dir) or not self._disk.make_room():
+                    raise
+                victims = evict()
+        except sqlite3.OperationalError as exc:
+            log.warning("outbox: evicting images failed (%s); trying again at the next write", exc)
+            return []
         if victims:
             self._writes += 1
             self._disk.evicted(len(victims), self._monotonic())
