@@ -333,7 +333,8 @@ def salvage_at_open(moved: Path, data_dir: Path) -> str:
     """Salvage a database the Outbox has just set aside; the line to log and show."""
     try:
         report = salvage_database(moved, data_dir, images_beside(moved))
-    except (sqlite3.Error, OSError) as exc:
+    except Exception as exc:  # opening the new outbox must not fail for the salvage
+        log.exception("outbox: salvaging %s failed", moved)
         return (
             f"outbox: could not salvage {moved} ({exc}); try `roadpatrol outbox recover "
             f"{moved} --data-dir {data_dir}`"

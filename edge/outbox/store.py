@@ -39,9 +39,7 @@ from edge.outbox.diskspace import DiskGuard, is_disk_full
 from edge.outbox.frame_counts import FrameCounts
 from edge.outbox.images import is_jpeg, store_image
 from edge.outbox.quarantine import opening_notes, tidy
-from edge.outbox.queries import (
-    IMAGES_MISSING,
-)
+from edge.outbox.queries import IMAGES_MISSING
 from edge.outbox.reading import OutboxReads
 from edge.outbox.recover import salvage_at_open
 from edge.outbox.retention import Pruned, Retention
