@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from edge.capture.config import CameraConfig, SamplingConfig
+from edge.config_types import SECTION_CONFIG, ConfigPath, ConfigPaths
 from edge.gps.config import GpsConfig
 from edge.mqtt_config import MqttConfig
 from edge.outbox.config import OutboxConfig
@@ -25,7 +27,7 @@ DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
 
 class VehicleConfig(_Section):
@@ -34,14 +36,14 @@ class VehicleConfig(_Section):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
         description="This vehicle's id: MQTT topics and every finding carry it.",
     )
-    data_dir: Path = Field(
+    data_dir: ConfigPath = Field(
         Path("/var/lib/roadpatrol"),
         description="Outbox database, images, model store and the status socket live here.",
     )
 
 
 class ModelConfig(_Section):
-    package: Path | None = Field(
+    package: ConfigPath | None = Field(
         None,
         description="Model package (.json manifest or .onnx). Default: the shipped package "
         "whose manifest says default_for_vehicles.",
@@ -49,12 +51,12 @@ class ModelConfig(_Section):
     threads: int | None = Field(
         None, ge=1, le=64, description="onnxruntime threads. Default: all cores but one."
     )
-    trusted_keys: tuple[Path, ...] = Field(
+    trusted_keys: ConfigPaths = Field(
         (),
         description="Ed25519 public key files (PEM) whose signatures make a model package "
         "installable. Empty: no package can be installed into the store.",
     )
-    store_dir: Path | None = Field(
+    store_dir: ConfigPath | None = Field(
         None,
         description="Model store (installed packages, the active one). Default: "
         "DATA_DIR/models. While it has no active package the recorder uses `package`.",
@@ -98,45 +100,70 @@ class ConfigError(Exception):
         super().__init__(f"{path}: " + "; ".join(problems))
 
 
-def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """Best-effort line number (1-based) of a dotted key in TOML text."""
-    lines = text.splitlines()
-    section, key = [str(p) for p in loc[:-1]], str(loc[-1]) if loc else ""
-    current: list[str] = []
-    fallback = None
-    for number, raw in enumerate(lines, start=1):
+MAX_CONFIG_BYTES = 1024 * 1024  # a vehicle's file is a few KB; more is not a config
+MAX_PROBLEMS_SHOWN = 50  # past that, the count says enough
+
+_HEADER = re.compile(r"\[\s*([^\]]+?)\s*\]")
+_KEY = re.compile(r"""^("?)([A-Za-z0-9_-]+)\1\s*=""")
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Line number (1-based) of every table header and key in TOML text, read once: one
+    lookup per problem, so a file with thousands of problems is checked in linear time."""
+    index: dict[tuple[str, ...], int] = {}
+    current: tuple[str, ...] = ()
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
-        header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]", line)
+        header = _HEADER.fullmatch(line)
         if header:
-            current = [p.strip().strip('"') for p in header.group(1).split(".")]
-            if current == [*section, key]:
-                fallback = number
+            current = tuple(p.strip().strip('"') for p in header.group(1).split("."))
+            index.setdefault(current, number)
             continue
-        match = re.match(r"""^("?)([A-Za-z0-9_-]+)\1\s*=""", line)
-        if match and current == section and match.group(2) == key:
-            return number
-        if match and not section and current == [] and match.group(2) == key:
-            return number
-    return fallback
+        match = _KEY.match(line)
+        if match:
+            index.setdefault((*current, match.group(2)), number)
+    return index
+
+
+def _line_of(index: dict[tuple[str, ...], int], loc: tuple[str | int, ...]) -> int | None:
+    """The line of the key at ``loc``, else of the nearest enclosing key or table (a field
+    inside an inline table such as ``tls = { ... }`` is on that table's line)."""
+    parts = tuple(str(p) for p in loc)
+    for end in range(len(parts), 0, -1):
+        if parts[:end] in index:
+            return index[parts[:end]]
+    return None
 
 
 def validate_config(raw: dict[str, Any], path: Path, text: str = "") -> AppConfig:
     try:
         return AppConfig.model_validate(raw)
     except ValidationError as exc:
+        index = key_lines(text) if text else {}
         problems = []
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors[:MAX_PROBLEMS_SHOWN]:
             loc = tuple(err["loc"])
             field = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(text, loc) if text else None
+            line = _line_of(index, loc)
             where = f"line {line}: " if line else ""
             message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             problems.append(f"{where}{field}: {message}")
+        if len(errors) > MAX_PROBLEMS_SHOWN:
+            problems.append(f"... and {len(errors) - MAX_PROBLEMS_SHOWN} more problems")
         raise ConfigError(path, problems) from exc
 
 
 def load_config(path: Path) -> AppConfig:
     try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise ConfigError(path, ["is a directory, not a config file"])
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                path,
+                [f"{size:,} bytes, over the {MAX_CONFIG_BYTES:,}-byte limit for a config file"],
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(path, ["file not found"]) from exc
@@ -168,8 +195,21 @@ def _resolve_relative_paths(config: AppConfig, base: Path) -> AppConfig:
                     "trusted_keys": tuple(base / k for k in config.model.trusted_keys),
                 }
             ),
+            "mqtt": _resolve_mqtt_paths(config.mqtt, fix),
         }
     )
+
+
+def _resolve_mqtt_paths(mqtt: MqttConfig, fix: Callable[[Path | None], Path | None]) -> MqttConfig:
+    tls = mqtt.tls
+    tls = tls.model_copy(
+        update={
+            "ca_file": fix(tls.ca_file),
+            "certfile": fix(tls.certfile),
+            "keyfile": fix(tls.keyfile),
+        }
+    )
+    return mqtt.model_copy(update={"password_file": fix(mqtt.password_file), "tls": tls})
 
 
 def default_model_package(models_dir: Path = SHIPPED_MODELS_DIR) -> Path:

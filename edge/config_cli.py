@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from edge.config import AppConfig, ConfigError, load_config
+from edge.config_paths import absent_paths, data_dir_problem, path_problem
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -21,7 +22,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    missing = missing_files(config)
+    absent = absent_paths(config)
+    for warning in absent.warnings:
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
+    missing = missing_files(config) + list(absent.problems)
     if missing:
         # Valid, and `run` would still record, but not as the technician meant it to.
         print(f"{args.file}: {len(missing)} problem(s):", file=sys.stderr)
@@ -47,14 +51,10 @@ def missing_files(config: AppConfig) -> list[str]:
         wanted.append(("camera.path", config.camera.path, config.camera.source == "folder"))
     wanted.append(("model.package", config.model.package, False))
     wanted += [("model.trusted_keys", key, False) for key in config.model.trusted_keys]
-    problems = []
+    problems = [p] if (p := data_dir_problem(config.vehicle.data_dir)) else []
     for field, path, is_folder in wanted:
-        if path is None:
-            continue
-        if is_folder and not path.is_dir():
-            problems.append(f"{field}: {path}: no such folder")
-        elif not is_folder and not path.is_file():
-            problems.append(f"{field}: {path}: no such file")
+        if path is not None and (problem := path_problem(field, path, folder=is_folder)):
+            problems.append(problem)
     return problems
 
 
@@ -69,25 +69,38 @@ def _toml_value(value: Any) -> str:
 
 
 def example_toml() -> str:
-    """Every section and field with its default and description, as a commented TOML file."""
+    """Every section, sub-table and field with its default and description, as a commented
+    TOML file."""
     lines = ["# roadpatrol configuration: every field, its default and what it does.", ""]
     defaults = AppConfig()
-    for section_name, section_field in AppConfig.model_fields.items():
-        section: BaseModel = getattr(defaults, section_name)
-        lines.append(f"[{section_name}]")
-        for name, field in type(section).model_fields.items():
-            if field.description:
-                lines.append(f"# {field.description}")
-            value = getattr(section, name)
-            if value is None:
-                lines.append(f"# {name} =   (unset)")
-            elif isinstance(value, BaseModel):
-                lines.append(f"# {name}: see the sub-table [{section_name}.{name}]")
-            else:
-                lines.append(f"{name} = {_toml_value(value)}")
-        lines.append("")
-        del section_field
+    for section_name in AppConfig.model_fields:
+        lines += _example_table(section_name, getattr(defaults, section_name))
     return "\n".join(lines)
+
+
+def _example_table(name: str, table: BaseModel) -> list[str]:
+    """``[name]`` and its fields; a sub-table follows as ``[name.field]`` (TOML wants a
+    table's own keys before its sub-tables)."""
+    lines = [f"[{name}]"]
+    subtables: list[tuple[str, BaseModel]] = []
+    for field_name, field in type(table).model_fields.items():
+        value = getattr(table, field_name)
+        if isinstance(value, BaseModel):
+            subtables.append((f"{name}.{field_name}", value))
+            continue
+        if field.description:
+            lines.append(f"# {field.description}")
+        if value is None:
+            lines.append(f"# {field_name} =   (unset)")
+        else:
+            lines.append(f"{field_name} = {_toml_value(value)}")
+    lines.append("")
+    for sub_name, sub in subtables:
+        description = type(table).model_fields[sub_name.rsplit(".", 1)[1]].description
+        if description:
+            lines.append(f"# {description}")
+        lines += _example_table(sub_name, sub)
+    return lines
 
 
 def cmd_example(args: argparse.Namespace) -> int:

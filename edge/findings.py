@@ -20,7 +20,7 @@ from edge.ids import new_finding_id
 from edge.merge import MergeRules, Sighting, better, covers, same_damage
 from edge.outbox import Outbox
 from edge.status import RecentFinding
-from edge.types import Damage, Finding, FindingOrigin, Frame, GradedFrame
+from edge.types import ClockSource, Damage, Finding, FindingOrigin, Frame, GradedFrame
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,18 @@ class FindingWriter:
             self._open = _OpenFinding(finding, sighting, sighting)
             self._count(finding)
 
-    def mark_manual(self, frame: Frame | None, mono_ns: int, model_id: str) -> str | None:
-        """Store ``frame`` (if any) and the position at ``mono_ns`` as a crew-marked finding."""
+    def mark_manual(
+        self,
+        frame: Frame | None,
+        mono_ns: int,
+        model_id: str,
+        stamp: tuple[datetime, ClockSource] | None = None,
+    ) -> str | None:
+        """Store ``frame`` (if any) and the position at ``mono_ns`` as a crew-marked finding;
+        ``stamp`` (UTC and its clock) dates it when there is no frame."""
         with self._lock:
             finding = self._new_finding(
-                frame, mono_ns, MANUAL_GRADE, (), model_id, FindingOrigin.MANUAL
+                frame, mono_ns, MANUAL_GRADE, (), model_id, FindingOrigin.MANUAL, stamp
             )
             try:
                 self.outbox.add(finding, self._jpeg(frame) if frame else None)
@@ -108,6 +115,7 @@ class FindingWriter:
             finding = replace(
                 current.finding,
                 captured_at_utc=graded.frame.captured_at_utc,
+                clock_source=graded.frame.clock_source,
                 position=self.history.position_at(graded.frame.mono_ns),
                 grade=graded.grade,
                 damages=graded.damages,
@@ -130,15 +138,20 @@ class FindingWriter:
         damages: tuple[Damage, ...],
         model_id: str,
         origin: FindingOrigin = FindingOrigin.MODEL,
+        stamp: tuple[datetime, ClockSource] | None = None,
     ) -> Finding:
         self._seq += 1
         has_fix = self.history.latest() is not None
+        if frame is not None:
+            stamp = (frame.captured_at_utc, frame.clock_source)
+        utc, clock = stamp or (datetime.now(UTC), None)
         return Finding(
             id=new_finding_id(),
             vehicle_id=self.vehicle_id,
             boot_id=self.boot_id,
             seq=self._seq,
-            captured_at_utc=frame.captured_at_utc if frame else datetime.now(UTC),
+            captured_at_utc=utc,
+            clock_source=clock,
             position=self.history.position_at(mono_ns),
             grade=grade,
             damages=damages,

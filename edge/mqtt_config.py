@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from edge.config_types import SECTION_CONFIG, ConfigPath
 
 _TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -20,18 +21,18 @@ _TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
 class MqttTlsConfig(BaseModel):
     """TLS towards the broker: a CA to trust, and optionally a client certificate."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
     enabled: bool = Field(default=False, description="Connect with TLS.")
-    ca_file: Path | None = Field(
+    ca_file: ConfigPath | None = Field(
         default=None,
         description="PEM file of the CA(s) that signed the broker's certificate; "
         "None: the system's trust store.",
     )
-    certfile: Path | None = Field(
+    certfile: ConfigPath | None = Field(
         default=None, description="PEM client certificate, for brokers that require one."
     )
-    keyfile: Path | None = Field(
+    keyfile: ConfigPath | None = Field(
         default=None, description="PEM private key of the client certificate."
     )
 
@@ -45,7 +46,7 @@ class MqttTlsConfig(BaseModel):
 class MqttConfig(BaseModel):
     """Store-and-forward to the office over MQTT (QoS 1)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
     enabled: bool = Field(default=True, description="Publish the outbox to the broker.")
     host: str = Field(default="localhost", min_length=1, description="Broker host name or IP.")
@@ -64,7 +65,7 @@ class MqttConfig(BaseModel):
     )
     tls: MqttTlsConfig = Field(default_factory=MqttTlsConfig, description="TLS settings.")
     username: str | None = Field(default=None, description="MQTT user name; None: anonymous.")
-    password_file: Path | None = Field(
+    password_file: ConfigPath | None = Field(
         default=None, description="File whose first line is the MQTT password."
     )
     password_env: str | None = Field(
@@ -87,6 +88,24 @@ class MqttConfig(BaseModel):
         description="No PUBACK for this long while records are in flight: the link is taken "
         "as half-open and dropped, and the records are sent again on a new connection.",
     )
+    receipt_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A finding or image the broker acknowledged but the office has not "
+        "receipted (stored in its database) within this long is sent again; the wait doubles "
+        "with each try, up to receipt_max_wait_s.",
+    )
+    receipt_max_wait_s: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="Longest wait for the office's receipt between two sends of one record.",
+    )
+    receipt_alert_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Records have waited this long with no receipt from the office: the "
+        "driver's screen and the status topic say 'the office has not confirmed anything'.",
+    )
     connect_timeout_s: float = Field(
         default=10.0, gt=0, description="Give up one TCP/TLS/CONNECT attempt after this long."
     )
@@ -107,6 +126,13 @@ class MqttConfig(BaseModel):
     )
     status_interval_s: float = Field(
         default=10.0, gt=0, description="Publish the retained status message this often."
+    )
+    model_push_max_mb: float = Field(
+        default=40.0,
+        gt=0,
+        le=1024,
+        description="A pushed model message larger than this (MiB) is refused before it is "
+        "parsed. The shipped packages push as 5 MiB (int8) and 16 MiB (fp32).",
     )
 
     @model_validator(mode="after")

@@ -21,6 +21,7 @@ from edge.config import AppConfig
 from edge.dropqueue import DropOldestQueue
 from edge.findings import FindingWriter
 from edge.gps import GpsThread, history_for, open_fix_source
+from edge.gps.disciplined import DisciplinedClock
 from edge.gps.sources import EndOfFixes
 from edge.grader import Grader
 from edge.ids import new_finding_id
@@ -53,6 +54,7 @@ class Recorder:
         self.started_at_utc = datetime.now(UTC)
         self.outbox = Outbox.from_config(config.vehicle.data_dir, config.outbox)
         self.history = history_for(config.gps)
+        self.utc = DisciplinedClock(self.history)  # frames' UTC: GPS-disciplined once known
         self.gps = GpsThread(open_fix_source(config.gps, keep_going=True), self.history)
         self.capture = CaptureThread.from_config(config.camera)
         self.sampler = DistanceSampler(config.sampling)
@@ -169,7 +171,7 @@ class Recorder:
         frame = self._last_frame
         model_id = self.grader.model_id if self.grader else ""
         mono_ns = frame.mono_ns if frame else time.monotonic_ns()
-        return self.findings.mark_manual(frame, mono_ns, model_id)
+        return self.findings.mark_manual(frame, mono_ns, model_id, self.utc.at(mono_ns))
 
     # ---- grading ----
 
@@ -232,14 +234,19 @@ class Recorder:
             self._graded_q.close()
 
     def _consider(self, frame: Frame, lossless: bool = False) -> None:
+        utc, clock = self.utc.at(frame.mono_ns)
+        frame = replace(frame, captured_at_utc=utc, clock_source=clock)
         self._last_frame = frame
         self._frames += 1
         grader = self.grader  # read once: a model switch takes effect from the next frame
         if self._paused.is_set() or grader is None:
             return
         fix = self.history.latest()
-        odometer = self.history.odometer_m_at(frame.mono_ns) if fix else None
-        speed = fix.speed_mps if fix else None
+        # A fix too old to place this frame (GPS lost, a replay over) is no fix: without
+        # this the frozen odometer would stop grading for the rest of the shift.
+        located = fix is not None and self.history.position_at(frame.mono_ns) is not None
+        odometer = self.history.odometer_m_at(frame.mono_ns) if located else None
+        speed = fix.speed_mps if fix is not None and located else None
         if not self.sampler.should_grade(frame.mono_ns, odometer, speed):
             return
         graded = grader.grade(frame)
@@ -314,6 +321,7 @@ class Recorder:
         if self.lockstep:
             camera = replace(camera, connected=not self._ended.is_set(), frames=self._frames)
         gps: GpsStatus = self._replay_gps_status() if self.lockstep else self.gps.status()
+        gps = replace(gps, clock_set=self.utc.trusted())  # what stamps the findings
         model = replace(
             self._model_update,
             model_id=self.grader.model_id if self.grader else "",
@@ -327,18 +335,25 @@ class Recorder:
         outbox = self._outbox_status
         link = self._link_provider() if self._link_provider else LinkStatus()
         alerts = []
-        if gps.mode < 2 or gps.fix_age_s is None or gps.fix_age_s > 5.0:
-            alerts.append(Alert.NO_GPS_FIX)
-        if not gps.clock_set:
-            alerts.append(Alert.CLOCK_NOT_SET)
-        if not camera.connected and not self._ended.is_set():
-            alerts.append(Alert.CAMERA_LOST)
+        if self._ended.is_set() and not self._stop.is_set():
+            # The replay's end, not a hardware fault: no antenna or cable advice.
+            alerts.append(Alert.REPLAY_FINISHED)
+        else:
+            if gps.mode < 2 or gps.fix_age_s is None or gps.fix_age_s > 5.0:
+                alerts.append(Alert.NO_GPS_FIX)
+            if not gps.clock_set:
+                alerts.append(Alert.CLOCK_NOT_SET)
+            if not camera.connected:
+                alerts.append(Alert.CAMERA_LOST)
         if outbox.disk_low:
             alerts.append(Alert.DISK_LOW)
         if outbox.evicting:
             alerts.append(Alert.EVICTING_IMAGES)
         if self.model_error:
             alerts.append(Alert.MODEL_REFUSED)
+        silent_s, mqtt = outbox.office_silent_s, self.config.mqtt
+        if mqtt.enabled and silent_s is not None and silent_s >= mqtt.receipt_alert_s:
+            alerts.append(Alert.OFFICE_SILENT)
         by_grade, recent = self.findings.counts()
         return Status(
             recording=not self._stop.is_set() and not self._ended.is_set(),

@@ -21,15 +21,15 @@ from typing import Any, Protocol
 
 from edge.cli import UsageError
 from edge.config import AppConfig, ConfigError, demo_config, load_config
+from edge.config_paths import absent_paths, data_dir_problem
 from edge.manifest import ModelPackageError
 from edge.outbox import OutboxError
 from edge.recorder import Recorder
+from edge.recorder_lock import RecorderBusy, RecorderLock
 from edge.status_socket.protocol import socket_path_for
 from edge.status_socket.server import StatusServer
 
 log = logging.getLogger(__name__)
-
-EXIT_OUTBOX = 3  # `run`: the outbox cannot be opened (the message says why)
 
 
 class Service(Protocol):
@@ -41,6 +41,10 @@ def _start_services(recorder: Recorder) -> list[Service]:
     for ep in entry_points(group="roadpatrol.services"):
         try:
             service = ep.load()(recorder)
+        except (ValueError, OSError) as exc:
+            # A config problem (an unreadable certificate or password file): one line.
+            log.error("service %s did not start: %s; recording goes on without it", ep.name, exc)
+            continue
         except Exception:
             # The recorder must keep recording even when, say, the MQTT config is unusable.
             log.exception("service %s did not start; recording goes on without it", ep.name)
@@ -110,19 +114,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    if unusable := data_dir_problem(config.vehicle.data_dir):
+        # Nowhere to keep a finding: starting would only lose them (or traceback).
+        print(f"roadpatrol run: {unusable}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    absent = absent_paths(config)
+    for problem in absent.problems:
+        log.warning("%s: %s (recording goes on)", args.config, problem)
+    for warning in absent.warnings:
+        log.warning("%s: %s", args.config, warning)
+    lock = RecorderLock(config.vehicle.data_dir)
     try:
+        lock.acquire()  # before anything is opened: a second recorder touches nothing
         recorder = Recorder(config)
-    except OutboxError as exc:
-        # One line, no traceback: systemd restarts the service, which tries again.
-        log.error("not recording: %s", exc)
-        print(f"roadpatrol run: not recording: {exc}", file=sys.stderr)
-        return EXIT_OUTBOX
-    for note in recorder.outbox.notes:
-        print(f"roadpatrol run: {note}", file=sys.stderr)
-    recorder.start()
+        for note in recorder.outbox.notes:  # a full disk, a floor fitted to it, a salvage
+            print(f"roadpatrol run: {note}", file=sys.stderr)
+        recorder.start()
+    except (RecorderBusy, OutboxError, OSError) as exc:
+        lock.release()
+        print(f"roadpatrol run: {exc}", file=sys.stderr)
+        return 2
     if recorder.model_error:
         what = "recording without grading" if recorder.grader is None else "grading goes on"
         print(f"roadpatrol run: {recorder.model_error} ({what})", file=sys.stderr)
@@ -133,6 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _serve(recorder, args, stop)
     finally:
         recorder.stop()
+        lock.release()
 
 
 def demo_summary(recorder: Recorder, elapsed_s: float) -> dict[str, Any]:
@@ -151,6 +166,18 @@ def demo_summary(recorder: Recorder, elapsed_s: float) -> dict[str, Any]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="roadpatrol-demo-"))
+    lock = RecorderLock(data_dir)
+    try:
+        lock.acquire()
+    except (RecorderBusy, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        return _demo(args, data_dir)
+    finally:
+        lock.release()
+
+
+def _demo(args: argparse.Namespace, data_dir: Path) -> int:
     config: AppConfig = demo_config(data_dir, fast=args.fast)
     if not args.json:
         logging.basicConfig(level=logging.WARNING)
@@ -164,9 +191,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     recorder.start()
     ended = threading.Event()
+    drive_s: list[float] = []  # the drive's own length: the screen may stay up after it
 
     def watch_end() -> None:
         recorder.wait_ended()
+        drive_s.append(time.monotonic() - started)
         ended.set()
 
     threading.Thread(target=watch_end, name="demo-end", daemon=True).start()
@@ -178,7 +207,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 pass
     except KeyboardInterrupt:
         pass
-    elapsed = time.monotonic() - started
+    elapsed = drive_s[0] if drive_s else time.monotonic() - started
     summary = demo_summary(recorder, elapsed)
     recorder.stop()
     if args.json:

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from edge.types import (
+    ClockSource,
     Damage,
     Finding,
     FindingOrigin,
@@ -90,6 +91,7 @@ def damage_to_dict(d: Damage, index: int = 0) -> dict[str, Any]:
 
 def finding_to_dict(f: Finding) -> dict[str, Any]:
     """A JSON-safe dict (only str, int, float, bool, None, list, dict)."""
+    clock = {} if f.clock_source is None else {"clock_source": f.clock_source.value}
     return {
         "id": f.id,
         "vehicle_id": f.vehicle_id,
@@ -103,6 +105,7 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
         "origin": f.origin.value,
         "sightings": f.sightings,
         "distance_m": _opt_finite(f.distance_m, "distance_m"),
+        **clock,  # absent for findings recorded before the clock was recorded
     }
 
 
@@ -210,4 +213,9 @@ def finding_from_dict(d: Mapping[str, Any]) -> Finding:
         origin=_enum(FindingOrigin, _get(d, "origin", ""), "origin"),
         sightings=_int(d, "sightings"),
         distance_m=_opt_float(d, "distance_m"),
+        clock_source=(
+            None
+            if d.get("clock_source") is None
+            else _enum(ClockSource, d["clock_source"], "clock_source")
+        ),
     )

@@ -68,7 +68,11 @@ class OutboxStatus:
     disk_free_bytes: int | None = None
     disk_low: bool = False
     evicting: bool = False  # images were deleted lately to make room (cap or free-space floor)
-    pruned: int = 0  # findings deleted after the office acknowledged them (keep_sent_days)
+    pruned: int = 0  # findings deleted after the office receipted them (keep_sent_days)
+    # Findings and images the broker acknowledged that the office has not receipted yet.
+    awaiting_receipt: int = 0
+    awaiting_receipt_age_s: float | None = None  # since the oldest was first acknowledged
+    office_silent_s: float | None = None  # the office confirmed nothing for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,9 @@ class LinkStatus:
     offline_since_utc: str | None = None
     last_acked_id: str | None = None
     last_error: str | None = None
+    # last_error in one word for the screen: refused, not_authorised, tls, timeout,
+    # unreachable, lost, config (a certificate or password file), other.
+    last_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +145,8 @@ class Alert:
     EVICTING_IMAGES = "evicting_images"
     MODEL_REFUSED = "model_refused"
     CLOCK_NOT_SET = "clock_not_set"
+    # A replayed drive (the demo, a video file or folder that does not loop) has been played
+    # to its end: the screen says so and closes, and no hardware alert is raised any more.
+    REPLAY_FINISHED = "replay_finished"
+    # Records wait for the office's receipt and none came for mqtt.receipt_alert_s.
+    OFFICE_SILENT = "office_silent"

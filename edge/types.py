@@ -14,6 +14,14 @@ from enum import IntEnum, StrEnum
 import numpy as np
 
 
+class ClockSource(StrEnum):
+    """Which clock gave a frame (and so a finding) its UTC time."""
+
+    GPS = "gps"  # the monotonic clock plus its offset to the receiver's UTC
+    SYSTEM = "system"  # the system clock, plausible (NTP, or an RTC that was set)
+    UNSET = "unset"  # the system clock before any plausible date: not to be trusted
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Frame:
     """One camera image. ``image`` is an H×W×3 uint8 array in OpenCV's BGR order."""
@@ -23,6 +31,7 @@ class Frame:
     captured_at_utc: datetime
     image: np.ndarray = field(repr=False)
     source: str = ""
+    clock_source: ClockSource = ClockSource.SYSTEM
 
 
 class FixMode(IntEnum):
@@ -134,3 +143,4 @@ class Finding:
     origin: FindingOrigin = FindingOrigin.MODEL
     sightings: int = 1  # consecutive frames merged into this finding
     distance_m: float | None = None  # odometer (metres driven this boot) at capture
+    clock_source: ClockSource | None = None  # None: recorded before this was recorded

@@ -60,7 +60,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_install(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
-        result = store.install(args.package, activate=args.activate)
+        result = store.install(
+            args.package, activate=args.activate, allow_downgrade=args.allow_downgrade
+        )
     except (ModelPackageError, OSError) as exc:
         return _refused(exc)
     state = "already installed" if result.already_installed else "installed"
@@ -129,6 +131,11 @@ def add_commands(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = msub.add_parser("install", help="verify a signed package and copy it into the store")
     p.add_argument("package", type=Path, help="package .json or .onnx (with its .sig)")
     p.add_argument("--activate", action="store_true", help="make it active once installed")
+    p.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="install a version older than the newest of its name installed here",
+    )
     _store_options(p)
     p.set_defaults(handler=cmd_install)
 

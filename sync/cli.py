@@ -30,14 +30,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = sync.add_subparsers(dest="sync_command", metavar="ACTION", required=True)
     p = sub.add_parser(
         "drain",
-        help="send the outbox's backlog, exit when it is empty or after --timeout",
-        description="Exit status 0 when everything was acknowledged, 1 when records remain.",
+        help="send the outbox's backlog, exit when the office has it all or after --timeout",
+        description="Exit status 0 when the office has receipted every finding and image "
+        "(and the broker acknowledged every track point), 1 when records remain or await "
+        "the office's receipt.",
     )
     p.add_argument("--config", type=Path, help="the recorder's config file (TOML)")
     p.add_argument("--data-dir", type=Path, help="data directory holding the outbox")
     p.add_argument("--vehicle-id", help="vehicle id (default: from the config or the outbox)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after S seconds")
     p.add_argument("--inflight-window", type=int, help="records in flight at once")
+    p.add_argument(
+        "--no-wait-receipts",
+        action="store_true",
+        help="exit 0 once the broker acknowledged everything, without waiting for the "
+        "office's receipts (an office without receipts yet, benchmarks); the records still "
+        "await their receipts and are sent again by the recorder without one",
+    )
+    p.add_argument(
+        "--receipt-timeout",
+        type=float,
+        help="send again what the office has not receipted after S seconds "
+        "(default: mqtt.receipt_timeout_s)",
+    )
     p.add_argument("--json", action="store_true", help='print {"sent", "remaining", "elapsed_s"}')
     add_connection_options(p, broker_required=False)
     p.set_defaults(handler=_drain)
@@ -82,6 +97,10 @@ def _drain(args: argparse.Namespace) -> int:
         if args.inflight_window < 1:
             raise UsageError("--inflight-window must be at least 1")
         cfg = cfg.model_copy(update={"inflight_window": args.inflight_window})
+    if args.receipt_timeout is not None:
+        if args.receipt_timeout <= 0:
+            raise UsageError(f"--receipt-timeout {args.receipt_timeout}: must be positive")
+        cfg = cfg.model_copy(update={"receipt_timeout_s": args.receipt_timeout})
     try:
         check_vehicle_id(vehicle_id)
     except ValueError as exc:
@@ -101,7 +120,14 @@ def _drain(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _on_signal)
     try:
-        result = drain(cfg, outbox, vehicle_id, timeout_s=args.timeout, stop=stop)
+        result = drain(
+            cfg,
+            outbox,
+            vehicle_id,
+            timeout_s=args.timeout,
+            stop=stop,
+            wait_receipts=not args.no_wait_receipts,
+        )
     finally:
         outbox.close()
     if args.json:
@@ -110,7 +136,8 @@ def _drain(args: argparse.Namespace) -> int:
         print(
             f"sent {result.sent} ({result.sent_findings} findings, {result.sent_images} images, "
             f"{result.sent_track_points} track points), {result.remaining} remaining, "
-            f"{result.elapsed_s:.1f} s"
+            f"{result.awaiting_receipt} awaiting the office's receipt, {result.elapsed_s:.1f} s"
             + (f"; last error: {result.last_error}" if result.remaining else "")
         )
-    return 0 if result.remaining == 0 else 1
+    awaited = 0 if args.no_wait_receipts else result.awaiting_receipt
+    return 0 if result.remaining == 0 and awaited == 0 else 1

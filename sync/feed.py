@@ -162,6 +162,9 @@ class OutboxFeed:
             queue_depth=_call_logged(lambda: self.outbox.summary().pending, "outbox summary")
             if online
             else None,
+            awaiting=_call_logged(self.outbox.awaiting_receipt, "outbox receipts")
+            if online
+            else None,
         )
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from edge.serialize import format_utc
 from edge.status import LinkStatus
+from sync.link_reason import link_reason
 
 
 class LinkTracker:
@@ -38,6 +39,7 @@ class LinkTracker:
                 offline_since_utc=offline_since,
                 last_acked_id=old.last_acked_id,
                 last_error=error,
+                last_reason=link_reason(error),
             )
 
     def acked(self, record_id: str) -> None:

@@ -4,8 +4,12 @@ A ``roadpatrol.services`` entry point with its own MQTT client (the publisher's 
 its in-flight window stay untouched). The package is checked exactly as `roadpatrol model
 install` checks it. Whether it becomes active is the signed manifest's ``activate_on_arrival``;
 the message's unsigned ``activate`` flag can only hold that back (`push-model --no-activate`).
-A refused package changes nothing (recording and the model in use go on) and its reason goes
-to the recorder's model status (so to the vehicle's retained status message) and to the
+Which package it is comes from the signed manifest alone (sync.model_push_message); a version
+older than the newest of its name installed here is refused (only a technician's local
+`model install --allow-downgrade` can go back), and a message over ``mqtt.model_push_max_mb``
+or off its schema is refused before anything is written. No message, however broken, stops
+this client. A refused package changes nothing (recording and the model in use go on) and its
+reason goes to the recorder's model status (so to the vehicle's retained status message) and to the
 retained ``<prefix>/<vehicle-id>/model/result`` topic.
 
 An activated package is reported active only once the running recorder grades with it: one
@@ -15,8 +19,6 @@ previous model, edge.model_store.active) is reported installed, not active, with
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import tempfile
@@ -30,37 +32,14 @@ from edge.manifest import ModelPackageError
 from edge.model_store import ModelStore
 from edge.mqtt_config import MqttConfig
 from edge.status import ModelUpdateResult
+from sync.model_push_message import unpack
 from sync.mqtt_client import make_client
-from sync.office.push import FLEET, PUSH_SCHEMA, PUSH_SCHEMA_VERSION, model_topic
+from sync.office.push import FLEET, model_topic
 
 if TYPE_CHECKING:
     from edge.recorder import Recorder
 
 log = logging.getLogger(__name__)
-
-
-def _unpack(payload: bytes, into: Path) -> tuple[Path, str, bool]:
-    """Write a pushed package into ``into``; (manifest path, model id, activation allowed)."""
-    try:
-        message: dict[str, Any] = json.loads(payload)
-        if message.get("schema") != PUSH_SCHEMA or message.get("schema_version") != (
-            PUSH_SCHEMA_VERSION
-        ):
-            raise ValueError(f"schema {message.get('schema')!r} v{message.get('schema_version')}")
-        model_id, model_file = str(message["model_id"]), str(message["model_file"])
-        if Path(model_file).name != model_file or model_file.startswith("."):
-            raise ValueError(f"model_file {model_file!r} is not a plain file name")
-        if Path(model_id).name != model_id or model_id.startswith("."):
-            raise ValueError(f"model_id {model_id!r} is not a plain name")
-        manifest_path = into / f"{model_id}.json"
-        manifest_path.write_bytes(base64.b64decode(message["manifest_b64"], validate=True))
-        manifest_path.with_suffix(".sig").write_bytes(
-            base64.b64decode(message["signature_b64"], validate=True)
-        )
-        (into / model_file).write_bytes(base64.b64decode(message["model_b64"], validate=True))
-        return manifest_path, model_id, bool(message.get("activate", True))
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise ModelPackageError(f"pushed model message is malformed: {exc}") from exc
 
 
 class ModelUpdates:
@@ -105,25 +84,35 @@ class ModelUpdates:
     def _on_message(self, client: mqtt.Client, _: Any, msg: mqtt.MQTTMessage) -> None:
         if not msg.payload:  # a cleared retained message
             return
-        result = self.handle(bytes(msg.payload), fleet=msg.topic.split("/")[-2] == FLEET)
-        client.publish(self.result_topic, json.dumps(result), qos=1, retain=True)
-        self.handled.set()
+        try:
+            result = self.handle(bytes(msg.payload), fleet=msg.topic.split("/")[-2] == FLEET)
+            client.publish(self.result_topic, json.dumps(result), qos=1, retain=True)
+        except Exception:
+            # paho runs this on its network thread: an escape would end model updates until
+            # a restart. handle() reports every expected refusal; this is the unexpected.
+            log.exception("pushed model on %s: handling failed; next push goes on", msg.topic)
+        finally:
+            self.handled.set()
 
     def handle(self, payload: bytes, *, fleet: bool = False) -> dict[str, Any]:
         """Verify and install one pushed package; the result as reported to the office."""
         model_id = None
+        max_bytes = int(self.cfg.model_push_max_mb * 1024 * 1024)
         try:
             with tempfile.TemporaryDirectory(prefix="roadpatrol-push-") as tmp:
-                manifest_path, model_id, allowed = _unpack(payload, Path(tmp))
-                # A retained push is delivered again on every connect: only a package new to
-                # this vehicle is activated, so a local rollback is not undone by a reconnect.
-                fresh = model_id not in self.store.installed_ids()
+                pushed = unpack(payload, Path(tmp), max_bytes=max_bytes)
+                model_id = pushed.model_id
+                # The store activates only a package new to it, so a retained push delivered
+                # again on reconnect never undoes a local rollback, and refuses a downgrade.
                 installed = self.store.install(
-                    manifest_path, activate=allowed and fresh, only_if_manifest_says=True
+                    pushed.manifest_path,
+                    activate=pushed.activate_allowed,
+                    only_if_manifest_says=True,
                 )
-            active = installed.activated
-            load_failure = self._load_in_recorder(model_id) if active else None
-            active = active and load_failure is None
+            model_id = installed.model_id  # verified against the signature
+            load_failure = self._load_in_recorder(model_id) if installed.activated else None
+            # What is true now, not what was intended: the store's pointer and the grader.
+            active = load_failure is None and self._in_use(model_id)
             state: ModelUpdateResult = (
                 "already installed" if installed.already_installed else "installed"
             )
@@ -145,6 +134,11 @@ class ModelUpdates:
         result |= {"vehicle_id": self.vehicle_id, "fleet": fleet}
         self.last_result = result
         return result
+
+    def _in_use(self, model_id: str) -> bool:
+        grader = self.recorder.grader
+        in_use = grader is not None and grader.model_id == model_id
+        return in_use and self.store.active_id() == model_id
 
     def _load_in_recorder(self, model_id: str) -> str | None:
         """Switch the running recorder to the package just activated: None once it grades

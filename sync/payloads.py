@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 from edge import __version__ as software_version
 from edge.outbox import TrackPoint
+from edge.outbox.receipts import Awaiting
 from edge.serialize import format_utc
 from edge.status import Status
 
@@ -27,7 +28,7 @@ TRACK = ("roadpatrol.track", 1)
 STATUS = ("roadpatrol.status", 2)  # v2: last_model_update
 IMAGE_SCHEMA_TAG = "roadpatrol.image/1"
 MAX_REASON_CHARS = 1000  # a refusal's reason in the status message (the schema's maxLength)
-SCHEMA_KINDS = ("finding", "image", "track", "status")
+SCHEMA_KINDS = ("finding", "image", "track", "status", "receipt")
 
 # A topic level we build from data: never a wildcard, separator, or '.'/'..' path component.
 VEHICLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -57,6 +58,11 @@ class Topics:
     @property
     def status(self) -> str:
         return f"{self.base}/status"
+
+    @property
+    def receipt(self) -> str:
+        """The office's receipts to this vehicle (sync.receipts)."""
+        return f"{self.base}/receipt"
 
 
 def check_vehicle_id(vehicle_id: str) -> str:
@@ -129,8 +135,10 @@ def status_payload(
     online: bool,
     snapshot: Status | None,
     queue_depth: int | None,
+    awaiting: Awaiting | None = None,
 ) -> bytes:
-    """The vehicle's status message, from the recorder's snapshot when there is one."""
+    """The vehicle's status message, from the recorder's snapshot when there is one;
+    ``awaiting``: what waits for the office's receipt (sync.receipts)."""
     last_fix = None
     if snapshot is not None and snapshot.gps.lat_deg is not None:
         gps = snapshot.gps
@@ -155,6 +163,14 @@ def status_payload(
             "last_fix": last_fix,
             "alerts": list(snapshot.alerts) if snapshot else [],
             "last_model_update": _last_model_update(snapshot),
+            "awaiting_receipt": None
+            if awaiting is None
+            else {
+                "findings": awaiting.findings,
+                "images": awaiting.images,
+                "oldest_age_s": awaiting.oldest_age_s,
+                "office_silent_s": awaiting.office_silent_s,
+            },
         }
     )
 

@@ -1,15 +1,17 @@
 """Store-and-forward: the outbox to the broker over MQTT QoS 1.
 
-The outbox is the truth. A record is marked sent only when its PUBACK arrives with a success
-reason code; everything else (a lost link, a half-open one, a refusal, a crash) leaves it
-pending, and it is sent again later. One thread owns the paho client and runs its network loop
-itself (no paho thread), so the outbox, the ledger and the client are touched from one place;
-``on_publish`` only appends to a queue, as it runs under paho's locks.
+The outbox is the truth. A record is marked sent (acknowledged by the broker, now awaiting the
+office's receipt: sync.receipts) only when its PUBACK arrives with a success reason code;
+everything else (a lost link, a half-open one, a refusal, a crash) leaves it pending, and it is
+sent again later, as is a sent record the office did not receipt within the receipt timeout. One
+thread owns the paho client and runs its network loop itself (no paho thread), so the outbox,
+the ledger and the client are touched from one place; ``on_publish`` only appends to a queue, as
+it runs under paho's locks.
 
-Every connection uses a new paho client with a clean start: the broker keeps no session for
-us and paho holds no message from an earlier connection, so after a reconnect the only
-source of resends is the outbox itself and no record is ever handed to paho twice while it
-still holds it. The office drops the rare duplicate (a PUBACK lost with the link) by finding id.
+Every connection uses a new paho client with a clean start: the broker keeps no session for us
+and paho holds no message from an earlier connection, so after a reconnect the only source of
+resends is the outbox itself and no record is ever handed to paho twice while it still holds it.
+The office drops the rare duplicate (a PUBACK lost with the link) by finding id.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sync.ledger import Ledger, Marked
 from sync.link import LinkTracker
 from sync.mqtt_client import Backoff, connect, make_client, reason_text
 from sync.payloads import check_vehicle_id
+from sync.receipts import Requeue
 from sync.select_waker import SelectWaker
 
 log = logging.getLogger("sync.publisher")
@@ -87,6 +90,7 @@ class Publisher:
         self._next_status = 0.0
         self._status_seq = 0
         self._receive_max = 20  # mosquitto's default, until a CONNACK says otherwise
+        self._requeue = Requeue(cfg, outbox)  # what the office did not receipt goes again
 
     # --- the public face -----------------------------------------------------------------
 
@@ -157,8 +161,12 @@ class Publisher:
         elif not self._ready:
             if time.monotonic() - self._connect_started > self.cfg.connect_timeout_s:
                 self._drop(f"no CONNACK within {self.cfg.connect_timeout_s:g} s")
-        elif not self._check_stall() and self._fill_window():
-            self._maybe_publish_status()
+        elif not self._check_stall():
+            if self._requeue.run_if_due(now):
+                self._feed.forget_fetched()
+                self._next_poll = 0.0
+            if self._fill_window():
+                self._maybe_publish_status()
 
     def _connect(self) -> None:
         self._drop_reason = None

@@ -14,6 +14,7 @@ from edge.mqtt_config import MqttConfig
 from edge.outbox import Outbox
 from edge.status import LinkStatus, Status
 from sync.publisher import Publisher
+from sync.receipts import ReceiptListener
 
 if TYPE_CHECKING:
     from edge.config import AppConfig
@@ -41,6 +42,24 @@ class _Disabled:
         return None
 
 
+class _Running:
+    """The publisher and, beside it, the listener for the office's receipts."""
+
+    def __init__(self, publisher: Publisher, receipts: ReceiptListener) -> None:
+        self.publisher = publisher
+        self.receipts = receipts
+
+    def stop(self) -> None:
+        self.publisher.stop()
+        self.receipts.stop()
+
+    def link_status(self) -> LinkStatus:
+        return self.publisher.link_status()
+
+    def wake(self) -> None:
+        self.publisher.wake()
+
+
 def start(
     outbox: Outbox,
     app_config: AppConfig,
@@ -50,9 +69,19 @@ def start(
     cfg: MqttConfig = app_config.mqtt
     if not cfg.enabled:
         return _Disabled()
-    publisher = Publisher(cfg, outbox, app_config.vehicle.vehicle_id, status_provider)
+    vehicle_id = app_config.vehicle.vehicle_id
+    publisher = Publisher(cfg, outbox, vehicle_id, status_provider)
+    # A persistent session of its own: receipts sent while the vehicle is away wait for it.
+    receipts = ReceiptListener(
+        cfg,
+        outbox,
+        publisher.vehicle_id,
+        client_id=f"{cfg.effective_client_id(vehicle_id)}-receipts",
+        persistent=True,
+    )
+    receipts.start()
     publisher.start()
-    return publisher
+    return _Running(publisher, receipts)
 
 
 def start_for_recorder(recorder: Recorder) -> SyncService:

@@ -156,8 +156,14 @@ class GpsFake:
     port: int
     process: subprocess.Popen[bytes]
 
+    def pause_feed(self) -> None:
+        """Stop feeding the log; gpsd (a child, not stopped) stays up and reports nothing."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
     def stop(self) -> None:
         if self.process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGCONT)  # a paused feed must see SIGTERM
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(5)
@@ -166,14 +172,21 @@ class GpsFake:
                 self.process.wait(5)
 
 
-def start_gpsfake(log: Path, port: int, cycle_s: float, out: Path) -> GpsFake:
-    """``gpsfake -1 -P PORT -c CYCLE LOG``: a real gpsd on ``port`` fed from ``log``."""
+def start_gpsfake(log: Path, port: int, cycle_s: float, out: Path, *, once: bool) -> GpsFake:
+    """``gpsfake [-1] -P PORT -c CYCLE LOG``: a real gpsd on ``port`` fed from ``log``.
+
+    gpsfake feeds the log from its start, whether a client has subscribed or not, and gpsd
+    drops what came before the first subscription: a client that connects late (a busy
+    machine) misses the beginning, and with ``once`` the whole log. Tests that need every
+    epoch therefore loop the log (``once=False``) and wait for a whole pass.
+    """
     gpsfake = require_binary("gpsfake")
     require_binary("gpsd")
     env = dict(os.environ, PATH=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    once_flag = ["-1"] if once else []
     with open(out, "wb") as sink:
         process = subprocess.Popen(
-            [gpsfake, "-q", "-1", "-P", str(port), "-c", str(cycle_s), str(log)],
+            [gpsfake, "-q", *once_flag, "-P", str(port), "-c", str(cycle_s), str(log)],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,
@@ -183,8 +196,10 @@ def start_gpsfake(log: Path, port: int, cycle_s: float, out: Path) -> GpsFake:
 
 
 @contextmanager
-def gpsfake(log: Path, cycle_s: float, out: Path, port: int | None = None) -> Iterator[GpsFake]:
-    fake = start_gpsfake(log, port or free_port(), cycle_s, out)
+def gpsfake(
+    log: Path, cycle_s: float, out: Path, *, once: bool, port: int | None = None
+) -> Iterator[GpsFake]:
+    fake = start_gpsfake(log, port or free_port(), cycle_s, out, once=once)
     try:
         yield fake
     finally:

@@ -56,8 +56,16 @@ def _port_open(port: int) -> bool:
 class Broker:
     """One mosquitto process with its own config, persistence folder and log."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None, listener_conf: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        listener_conf: str = "",
+        persistence: bool = True,
+    ) -> None:
         self.workdir = workdir
+        self.persistence = persistence  # False: a restart forgets sessions and queues
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.listener_conf = listener_conf or "allow_anonymous true\n"
@@ -76,7 +84,7 @@ class Broker:
             f"listener {self.port} 127.0.0.1\n"
             f"{user}"
             f"{self.listener_conf}"
-            "persistence true\n"
+            f"persistence {'true' if self.persistence else 'false'}\n"
             f"persistence_location {persist}/\n"
             # An office broker must not drop messages queued for a slow or absent receiver.
             "max_queued_messages 0\n"

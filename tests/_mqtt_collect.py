@@ -19,9 +19,17 @@ from sync.office.store import OfficeStore
 class Office:
     """An office receiver in this process, storing into a temporary database."""
 
-    def __init__(self, workdir: Path, cfg: MqttConfig, client_id: str = "office-test") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        cfg: MqttConfig,
+        client_id: str = "office-test",
+        session_expiry_s: int = 7 * 24 * 3600,
+    ) -> None:
         self.store = OfficeStore(workdir / "office.sqlite3", workdir / "images")
-        self.receiver = OfficeReceiver(cfg, self.store, client_id=client_id)
+        self.receiver = OfficeReceiver(
+            cfg, self.store, client_id=client_id, session_expiry_s=session_expiry_s
+        )
 
     def __enter__(self) -> Office:
         self.receiver.start()

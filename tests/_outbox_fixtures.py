@@ -6,12 +6,14 @@ JPEGs are RDD2022 China_MotorBike sample frames (Arya, Maeda, Sekimoto et al., C
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from _capture_fixtures import sample_frame_paths
 
 from edge.ids import boot_id, new_finding_id
+from edge.outbox import Outbox
 from edge.types import (
     Damage,
     Finding,
@@ -100,3 +102,27 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def deliver_findings(outbox: Outbox, ids: Iterable[str]) -> int:
+    """The broker acknowledged these findings and the office receipted them: delivered.
+    Returns how many the broker's acknowledgement changed."""
+    ids = list(ids)
+    acked = outbox.mark_findings_sent(ids)
+    outbox.mark_receipted(ids, ())
+    return acked
+
+
+def deliver_images(outbox: Outbox, ids: Iterable[str]) -> int:
+    ids = list(ids)
+    acked = outbox.mark_images_sent(ids)
+    outbox.mark_receipted((), ids)
+    return acked
+
+
+def deliver_finding(outbox: Outbox, finding_id: str) -> bool:
+    return deliver_findings(outbox, [finding_id]) == 1
+
+
+def deliver_image(outbox: Outbox, finding_id: str) -> bool:
+    return deliver_images(outbox, [finding_id]) == 1

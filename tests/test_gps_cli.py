@@ -53,16 +53,16 @@ def test_serial_receiver_on_a_pty(capsys: pytest.CaptureFixture[str]) -> None:
                         "--count",
                         "3",
                         "--timeout",
-                        "10",
+                        "60",
                     ]
                 )
             )
         )
         thread.start()
         # The port is opened (and emptied, as opening a serial port does) before data flows.
-        wait_until(lambda: not thread.is_alive() or _port_in_use(port.path), 5, "port open")
+        wait_until(lambda: not thread.is_alive() or _port_in_use(port.path), 30, "port open")
         port.write_pieces_in_background(bursts[:6], pause_s=0.05)
-        thread.join(15)
+        thread.join(90)
     assert result.get("code") == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["time_utc"] for r in records] == [

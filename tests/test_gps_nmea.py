@@ -153,8 +153,13 @@ def test_mode_and_quality_follow_the_receiver() -> None:
     assert fixes[0].sats_used == 19 and fixes[0].hdop == 0.7
     fixes, _ = decode_all(no_fix.encode())
     assert fixes[0].mode == FixMode.NO_FIX and not fixes[0].has_position
-    gsa_2d, _ = decode_all((format_sentence(GGA) + two_d).encode())
+    three_sats = GGA.replace(",1,09,", ",1,03,")
+    gsa_2d, _ = decode_all((format_sentence(three_sats) + two_d).encode())
     assert gsa_2d[0].mode == FixMode.FIX_2D
+    # An altitude from 9 satellites is a 3D fix whatever the GSA says: gpsd reports MediaTek
+    # receivers (GSA mode 2 beside such a GGA) as 3D, in its own mtk-3329 regression log.
+    mtk, _ = decode_all((format_sentence(GGA) + two_d).encode())
+    assert mtk[0].mode == FixMode.FIX_3D
 
 
 def test_receiver_without_fix_and_without_time_still_gives_one_epoch_per_burst() -> None:

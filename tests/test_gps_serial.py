@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ def reference_fixes(data: bytes) -> list[Fix]:
 
 def opened(source: SerialNmeaSource) -> SerialNmeaSource:
     """Let the source open its port first: opening a serial port discards what is waiting."""
-    wait_until(lambda: source.read(0.05) is None and source.stats().connected, 5, "port open")
+    wait_until(lambda: source.read(0.05) is None and source.stats().connected, 30, "port open")
     return source
 
 
@@ -38,24 +37,32 @@ def read_fixes(source: SerialNmeaSource, count: int, timeout_s: float) -> list[F
 
 
 def test_reads_a_paced_receiver_and_stamps_each_epoch_on_arrival() -> None:
-    bursts = epoch_bursts()[:12]
+    """Each epoch is stamped when its burst arrived, not when the reader closed it.
+
+    The receiver is played in lock step: a burst, then nothing until its fix is out, so the
+    reader closes each epoch only after ``idle_s`` of quiet. A fix stamped on arrival is
+    therefore at least ``idle_s`` older than the moment it is handed out; one stamped at the
+    close would not be. No pause is timed: the order of events decides.
+    """
+    idle_s = 0.3
+    bursts = epoch_bursts()[:6]
+    written, received, fixes = [], [], []
     with pty() as port:
-        source = opened(SerialNmeaSource(port.path, 9600, idle_flush_s=0.05))
+        source = opened(SerialNmeaSource(port.path, 9600, idle_flush_s=idle_s))
         try:
-            start = time.monotonic_ns()
-            port.write_pieces_in_background(bursts, pause_s=0.05)  # a 20 Hz receiver
-            fixes = read_fixes(source, len(bursts), timeout_s=5)
+            for burst in bursts:
+                written.append(time.monotonic_ns())
+                port.write(burst)
+                fixes += read_fixes(source, 1, timeout_s=30)
+                received.append(time.monotonic_ns())
         finally:
             source.close()
     expected = reference_fixes(b"".join(bursts))
     assert [(f.time_utc, f.lat_deg, f.lon_deg) for f in fixes] == [
         (f.time_utc, f.lat_deg, f.lon_deg) for f in expected
     ]
-    stamps = [f.mono_ns for f in fixes]
-    assert stamps == sorted(stamps) and stamps[0] >= start
-    gaps_ms = [(b - a) / 1e6 for a, b in itertools.pairwise(stamps)]
-    # Stamped when each burst arrived (50 ms apart), not when the next burst closed it.
-    assert 30 < sorted(gaps_ms)[len(gaps_ms) // 2] < 120, gaps_ms
+    for fix, sent, out in zip(fixes, written, received, strict=True):
+        assert sent <= fix.mono_ns <= out - int(idle_s * 1e9), (sent, fix.mono_ns, out)
 
 
 GOOD = epoch_bursts()[:6]
@@ -82,7 +89,7 @@ def test_garbage_on_the_line_is_counted_never_fatal(garbage: list[bytes]) -> Non
         source = opened(SerialNmeaSource(port.path, 9600, idle_flush_s=0.05))
         try:
             port.write_in_background(stream, pause_s=0.001, chunk=97)
-            fixes = read_fixes(source, len(expected), timeout_s=5)
+            fixes = read_fixes(source, len(expected), timeout_s=30)
             stats = source.stats()
         finally:
             source.close()
@@ -106,18 +113,18 @@ def test_device_unplugged_and_replugged_is_reopened(tmp_path: Path) -> None:
             )
         )
         first.write_in_background(b"".join(bursts[:5]))
-        got = read_fixes(source, 5, timeout_s=5)
+        got = read_fixes(source, 5, timeout_s=30)
         assert len(got) == 5 and source.stats().connected
 
         first.unplug()
         link.unlink()
-        wait_until(lambda: source.read(0.1) is None and not source.stats().connected, 5, "loss")
+        wait_until(lambda: source.read(0.1) is None and not source.stats().connected, 30, "loss")
         assert source.stats().error
 
         os.symlink(second.path, link)
         opened(source)
         second.write_in_background(b"".join(bursts[5:10]), pause_s=0.05, chunk=200)
-        got += read_fixes(source, 5, timeout_s=5)
+        got += read_fixes(source, 5, timeout_s=30)
         stats = source.stats()
         source.close()
     finally:
@@ -139,7 +146,7 @@ def test_missing_port_is_reported_and_retried_without_raising(tmp_path: Path) ->
             os.symlink(port.path, link)
             opened(source)
             port.write_in_background(b"".join(epoch_bursts()[:3]))
-            assert len(read_fixes(source, 2, timeout_s=5)) == 2
+            assert len(read_fixes(source, 2, timeout_s=30)) == 2
     finally:
         source.close()
 
@@ -152,7 +159,7 @@ def test_demo_track_over_the_wire_equals_the_file() -> None:
         source = opened(SerialNmeaSource(port.path, 115200, idle_flush_s=0.05))
         try:
             port.write_in_background(payload, chunk=64)
-            fixes = read_fixes(source, len(expected), timeout_s=10)
+            fixes = read_fixes(source, len(expected), timeout_s=30)
         finally:
             source.close()
     assert len(fixes) == len(expected) == 75

@@ -11,7 +11,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from _outbox_fixtures import DAY_S, T0, ManualClock, make_finding, minutes, real_jpegs, rows
+from _outbox_fixtures import (
+    DAY_S,
+    T0,
+    ManualClock,
+    deliver_finding,
+    deliver_findings,
+    deliver_image,
+    deliver_images,
+    make_finding,
+    minutes,
+    real_jpegs,
+    rows,
+)
 
 from edge.outbox import Outbox, OutboxConfig
 from edge.types import Fix, FixMode, FixQuality
@@ -76,15 +88,15 @@ def test_sent_records_older_than_the_limit_go_with_their_image_files(tmp_path: P
             assert outbox.add(f, jpegs[i])
         assert outbox.add(old_sent_no_image, None)
         sent_ids = [f.id for f in [*old_sent, old_sent_no_image]]
-        assert outbox.mark_findings_sent(sent_ids) == 4
-        assert outbox.mark_images_sent([f.id for f in old_sent]) == 3
+        assert deliver_findings(outbox, sent_ids) == 4
+        assert deliver_images(outbox, [f.id for f in old_sent]) == 3
         points = [outbox.add_track_point(fix(k)) for k in range(4)]
         assert outbox.mark_track_sent([p for p in points[:3] if p is not None]) == 3
 
         wall.advance(7 * DAY_S + 1)  # the old ones are now a second past the limit
         assert outbox.add(young_sent, jpegs[5])
-        assert outbox.mark_finding_sent(young_sent.id)
-        assert outbox.mark_image_sent(young_sent.id)
+        assert deliver_finding(outbox, young_sent.id)
+        assert deliver_image(outbox, young_sent.id)
         young_point = outbox.add_track_point(fix(10))
         assert young_point is not None
         assert outbox.mark_track_sent([young_point]) == 1
@@ -151,11 +163,11 @@ def test_a_sent_finding_waits_for_its_image_to_be_sent_and_kept(tmp_path: Path) 
     finding = make_finding(3)
     with open_outbox(tmp_path, wall, mono, keep_sent_s=DAY_S) as outbox:
         outbox.add(finding, real_jpegs(1)[0])
-        outbox.mark_finding_sent(finding.id)
+        deliver_finding(outbox, finding.id)
         wall.advance(2 * DAY_S)
         assert outbox.prune_sent().findings == 0
         assert [i.finding_id for i in outbox.pending_images(5)] == [finding.id]
-        assert outbox.mark_image_sent(finding.id)
+        assert deliver_image(outbox, finding.id)
         wall.advance(0.5 * DAY_S)  # finding sent 2.5 days ago, image half a day ago
         assert outbox.prune_sent().findings == 0
         assert finding_ids(db) == {finding.id}
@@ -174,12 +186,12 @@ def test_an_unsent_finding_whose_image_was_marked_sent_stays(tmp_path: Path) -> 
     finding = make_finding(2)
     with open_outbox(tmp_path, wall, mono, keep_sent_s=DAY_S) as outbox:
         outbox.add(finding, real_jpegs(1)[0])
-        assert outbox.mark_image_sent(finding.id)
+        assert deliver_image(outbox, finding.id)
         wall.advance(30 * DAY_S)
         assert outbox.prune_sent().findings == 0
         assert [p.finding_id for p in outbox.pending_findings(5)] == [finding.id]
         assert set(image_files(tmp_path)) == {finding.id}
-        assert outbox.mark_finding_sent(finding.id)
+        assert deliver_finding(outbox, finding.id)
         wall.advance(DAY_S + 1)
         pruned = outbox.prune_sent()
         assert (pruned.findings, pruned.images) == (1, 1)
@@ -193,7 +205,7 @@ def test_a_sent_finding_whose_image_was_evicted_is_pruned_without_a_file(tmp_pat
     finding = make_finding(1)
     with open_outbox(tmp_path, wall, mono, keep_sent_s=None) as outbox:
         outbox.add(finding, real_jpegs(1)[0])
-        outbox.mark_finding_sent(finding.id)
+        deliver_finding(outbox, finding.id)
     # A cap of one byte evicts the unsent image: nothing is left to send for this finding.
     with open_outbox(tmp_path, wall, mono, keep_sent_s=None, image_cap_bytes=1) as outbox:
         assert rows(db, "SELECT image_state FROM findings") == [("evicted",)]
@@ -212,9 +224,9 @@ def test_keep_zero_prunes_at_the_next_pass_which_rides_on_mark_calls(tmp_path: P
     with open_outbox(tmp_path, wall, mono, keep_sent_s=0) as outbox:  # a pass ran at open
         outbox.add(first, None)
         outbox.add(second, None)
-        assert outbox.mark_finding_sent(first.id)
+        assert deliver_finding(outbox, first.id)
         mono.advance(60)
-        assert outbox.mark_finding_sent(second.id)
+        assert deliver_finding(outbox, second.id)
         # Passes are minutes apart: both sent rows wait for the next one.
         assert finding_ids(db) == {first.id, second.id}
         mono.advance(600)
@@ -239,8 +251,8 @@ def test_config_wires_retention_and_tools_without_it_keep_everything(tmp_path: P
     finding = make_finding(3)
     with open_outbox(tmp_path, wall, mono, keep_sent_s=None) as outbox:
         outbox.add(finding, real_jpegs(1)[0])
-        outbox.mark_finding_sent(finding.id)
-        outbox.mark_image_sent(finding.id)
+        deliver_finding(outbox, finding.id)
+        deliver_image(outbox, finding.id)
         wall.advance(3 * DAY_S)
         mono.advance(3 * DAY_S)
         assert outbox.prune_sent().findings == 0
@@ -294,19 +306,23 @@ def test_a_long_backlog_goes_in_batches_within_a_time_budget(tmp_path: Path) -> 
 
 
 def _insert_sent_rows(db: Path, *, n: int, sent_at: float, payload_bytes: int) -> None:
-    """Bulk rows the office has had, written straight into the real schema (fast set-up)."""
+    """Bulk rows the office has had (receipted), written straight into the real schema (a
+    fast set-up)."""
     conn = sqlite3.connect(db)
     try:
         with conn:
             conn.executemany(
                 "INSERT INTO findings (id, grade, captured_at_utc, payload, payload_bytes, "
-                "stored_at, sent_at, image_state) VALUES (?, 1, ?, ?, ?, ?, ?, 'none')",
+                "stored_at, sent_at, first_sent_at, receipted_at, image_state) "
+                "VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, 'none')",
                 [
                     (
                         f"bulk{i:06d}",
                         f"2025-04-01T00:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i:06d}Z",
                         json.dumps({"pad": "x" * payload_bytes}),
                         payload_bytes,
+                        sent_at,
+                        sent_at,
                         sent_at,
                         sent_at,
                     )
@@ -364,8 +380,8 @@ def test_outbox_status_reports_what_was_pruned(tmp_path: Path) -> None:
     with open_outbox(tmp_path, wall, mono, keep_sent_s=DAY_S) as outbox:
         for f, jpeg in zip(findings, jpegs, strict=True):
             outbox.add(f, jpeg)
-        outbox.mark_findings_sent([f.id for f in findings[:2]])
-        outbox.mark_images_sent([findings[0].id])
+        deliver_findings(outbox, [f.id for f in findings[:2]])
+        deliver_images(outbox, [findings[0].id])
         point = outbox.add_track_point(fix(1))
         assert point is not None
         outbox.mark_track_sent([point])

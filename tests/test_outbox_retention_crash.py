@@ -14,7 +14,16 @@ import textwrap
 import time
 from pathlib import Path
 
-from _outbox_fixtures import DAY_S, T0, ManualClock, make_finding, minutes, real_jpegs
+from _outbox_fixtures import (
+    DAY_S,
+    T0,
+    ManualClock,
+    deliver_findings,
+    deliver_images,
+    make_finding,
+    minutes,
+    real_jpegs,
+)
 
 from edge.outbox import Outbox
 from edge.types import Fix, FixMode, FixQuality
@@ -58,8 +67,8 @@ def build(data_dir: Path, wall: ManualClock) -> dict[str, set[str]]:
             outbox.add(finding, jpegs[i % 6])
             kind = "prunable" if i < 40 else "image_pending" if i < 60 else "unsent"
             kinds[kind].add(finding.id)
-        outbox.mark_findings_sent(kinds["prunable"] | kinds["image_pending"])
-        outbox.mark_images_sent(kinds["prunable"])
+        deliver_findings(outbox, kinds["prunable"] | kinds["image_pending"])
+        deliver_images(outbox, kinds["prunable"])
         points = [outbox.add_track_point(_fix(k)) for k in range(300)]
         outbox.mark_track_sent([p for p in points[:250] if p is not None])
     bulk = [(f"bulk{i:05d}", jpegs[i % 6]) for i in range(BULK)]
@@ -69,9 +78,10 @@ def build(data_dir: Path, wall: ManualClock) -> dict[str, set[str]]:
     with conn:
         conn.executemany(
             "INSERT INTO findings (id, grade, captured_at_utc, payload, payload_bytes, "
-            "stored_at, sent_at, image_name, image_bytes, image_state, image_sent_at) "
-            "VALUES (?, 1, '2025-04-01T00:00:00.000000Z', '{}', 2, ?, ?, ?, ?, 'sent', ?)",
-            [(fid, wall.now, wall.now, f"{fid}.jpg", len(j), wall.now) for fid, j in bulk],
+            "stored_at, sent_at, receipted_at, image_name, image_bytes, image_state, "
+            "image_sent_at, image_receipted_at) "
+            "VALUES (?, 1, '2025-04-01T00:00:00.000000Z', '{}', 2, ?, ?, ?, ?, ?, 'sent', ?, ?)",
+            [(fid, t, t, t, f"{fid}.jpg", len(j), t, t) for fid, j in bulk for t in [wall.now]],
         )
     conn.close()
     kinds["prunable"] |= {fid for fid, _ in bulk}
@@ -125,7 +135,9 @@ def test_kill_9_while_pruning_leaves_a_sound_outbox(tmp_path: Path) -> None:
     script.write_text(PRUNER)
     seed = int(os.environ.get("ROADPATROL_CRASH_SEED", time.time_ns() % 100_000))
     rng = random.Random(seed)
-    env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
+    # The code under test: the PYTHONPATH given (a checkout), else the installed package.
+    paths = [str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
     def start_pruner(data_dir: Path) -> subprocess.Popen[str]:
         child = subprocess.Popen(

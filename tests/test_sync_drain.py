@@ -54,6 +54,8 @@ def test_drain_sends_everything_and_reports_json(broker: Broker, tmp_path: Path)
             12, 6, 3,
         )  # fmt: skip
         assert report["remaining"] == 0
+        # Exit 0 means the office has it: every finding and image receipted.
+        assert (report["awaiting_receipt"], report["receipted"]) == (0, 12 + 6)
         assert isinstance(report["elapsed_s"], float) and report["elapsed_s"] > 0
         assert wait_until(lambda: office.store.counts().track_points == 3, 10)
         assert wait_until(lambda: office.store.counts().images == 6, 10)
@@ -119,8 +121,10 @@ def test_kill_9_at_random_moments_and_broker_restarts_lose_nothing(tmp_path: Pat
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     # A small window slows each drain down, so that a dozen kills land mid-drain.
+    # A killed drain's records that the broker acknowledged get their receipts after it died,
+    # on nobody's session: the last drain sends them again after the receipt timeout.
     args = ("--data-dir", str(data_dir), "--broker", f"127.0.0.1:{broker.port}", "--json",
-            "--inflight-window", "4")  # fmt: skip
+            "--inflight-window", "4", "--receipt-timeout", "2")  # fmt: skip
     kills = restarts = 0
 
     def left(outbox: Outbox) -> int:
@@ -158,8 +162,11 @@ def test_kill_9_at_random_moments_and_broker_restarts_lose_nothing(tmp_path: Pat
             assert left(watched) > 0, "the kills should have interrupted the drain"
             final = _run(*args, timeout_s=180)
             assert final.returncode == 0, final.stderr
-            assert json.loads(final.stdout)["remaining"] == 0
+            report = json.loads(final.stdout)
+            assert (report["remaining"], report["awaiting_receipt"]) == (0, 0)
             assert left(watched) == 0
+            waiting = watched.awaiting_receipt()
+            assert (waiting.findings, waiting.images) == (0, 0), "the office confirmed it all"
             expected = {f.id for f in findings}
             images = len(range(0, count, image_every))
             assert wait_until(lambda: office.store.counts().images == images, 60), f"seed {seed}"

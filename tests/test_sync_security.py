@@ -23,15 +23,14 @@ from _mqtt_fixtures import (
 from edge.mqtt_config import MqttTlsConfig
 from sync.publisher import Publisher
 
+OFFICE_BROKER_ACL = Path(__file__).resolve().parents[1] / "sync" / "deploy" / "mosquitto.acl"
+
 
 def _tls_broker(tmp_path: Path) -> tuple[Broker, dict[str, MqttTlsConfig]]:
     pki = make_pki(tmp_path / "pki", ("veh-A", "office"))
-    acl = tmp_path / "acl"
-    # The certificate's CN is the user name: a vehicle may write only under its own id.
-    acl.write_text(
-        "user office\ntopic read roadpatrol/v1/#\n\npattern write roadpatrol/v1/%u/#\n",
-        encoding="utf-8",
-    )
+    # The certificate's CN is the user name: a vehicle may write only under its own id, and
+    # never its receipts. The ACL is the one sync/README.md documents.
+    acl = OFFICE_BROKER_ACL
     broker = Broker(
         tmp_path / "broker",
         listener_conf=(
@@ -116,15 +115,21 @@ def _passwd(path: Path, user: str, password: str) -> None:
     subprocess.run([tool, "-c", "-b", str(path), user, password], check=True, capture_output=True)
 
 
-def test_bad_credentials_are_reported_retried_and_nothing_is_lost(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    passwd = tmp_path / "passwd"
-    _passwd(passwd, "veh-C", "right-horse-battery")
+def password_broker(tmp_path: Path, passwd: Path, user: str, password: str) -> Broker:
+    """A started broker that lets in only ``user`` with ``password`` (file ``passwd``)."""
+    _passwd(passwd, user, password)
     broker = Broker(
         tmp_path / "broker", listener_conf=f"allow_anonymous false\npassword_file {passwd}\n"
     )
     broker.start()
+    return broker
+
+
+def test_bad_credentials_are_reported_retried_and_nothing_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    passwd = tmp_path / "passwd"
+    broker = password_broker(tmp_path, passwd, "veh-C", "right-horse-battery")
     secret = tmp_path / "secret"
     secret.write_text("wrong-staple-9\n", encoding="utf-8")
     caplog.set_level(logging.DEBUG)

@@ -14,7 +14,7 @@ from edge.status_socket import RECORDER_UNREACHABLE
 from tui import i18n
 from tui.i18n import CATALOGUE, Messages, lang_from_environment, pad_cells, resolve_lang
 
-TUI_SOURCES = ("tui/widgets.py", "tui/app.py", "tui/format.py")
+TUI_SOURCES = ("tui/widgets.py", "tui/health.py", "tui/app.py", "tui/format.py")
 
 
 def _fields(text: str) -> set[str]:

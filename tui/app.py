@@ -8,20 +8,22 @@ disk or socket cannot freeze the keys either.
 from __future__ import annotations
 
 import logging
+import time
 from typing import ClassVar
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Button
 
-from edge.status import Status
-from edge.status_socket import RecorderControl
+from edge.status import Alert, Status
+from edge.status_socket import RECORDER_UNREACHABLE, RecorderControl
+from tui.health import HealthGrid
 from tui.i18n import Lang, Messages, resolve_lang
 from tui.widgets import (
     AlertList,
     FindingsList,
-    HealthGrid,
     KeyHints,
     ShiftCounters,
     StateBar,
@@ -39,7 +41,10 @@ class MarkButton(Button):
 
 
 class PatrolApp(App[int]):
-    """Returns 0 when the crew leaves the screen with `q`."""
+    """Returns 0 when the crew leaves the screen with `q`, or once a replayed drive has ended
+    (after ``CLOSE_AFTER_FINISH_S``, or at once on any key)."""
+
+    CLOSE_AFTER_FINISH_S: ClassVar[float] = 5.0
 
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False
@@ -60,6 +65,9 @@ class PatrolApp(App[int]):
         self.last_status = Status()
         self.polls = 0
         self.poll_errors = 0
+        self.finished = False  # the replay ended: closing
+        self._live_at: float | None = None  # monotonic time of the last live status
+        self._stale_s: float | None = None
 
     @property
     def lang(self) -> Lang:
@@ -90,11 +98,24 @@ class PatrolApp(App[int]):
             log.exception("recorder status() failed")
             return
         self.last_status = status
+        now = time.monotonic()
+        if RECORDER_UNREACHABLE in status.alerts:
+            self._stale_s = float("inf") if self._live_at is None else now - self._live_at
+        else:
+            self._live_at, self._stale_s = now, None
+        if Alert.REPLAY_FINISHED in status.alerts and not self.finished:
+            self.finished = True
+            self.set_timer(self.CLOSE_AFTER_FINISH_S, self.action_leave)
         self._show()
 
     def _show(self) -> None:
         for view in self.query(StatusView):
-            view.show(self.last_status, self.msgs)
+            view.show(self.last_status, self.msgs, self._stale_s)
+
+    def on_key(self, event: events.Key) -> None:
+        if self.finished:  # "any key closes it now"
+            event.stop()
+            self.exit(0)
 
     # -- keys ----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ missing translation is a test failure rather than an English word on a Japanese 
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from typing import Final, Literal
 
@@ -40,6 +41,7 @@ _EN: Final[dict[str, str]] = {
     "camera.fps": "{fps} fps",
     "camera.dropped": "dropped {n}",
     "camera.lost": "lost",
+    "camera.finished": "replay finished",
     "camera.reconnects": "reconnected {n}×",
     "model.none": "no model",
     "model.paused": "paused",
@@ -51,11 +53,22 @@ _EN: Final[dict[str, str]] = {
     "outbox.pending": "{n} waiting",
     "outbox.oldest": "oldest {age}",
     "outbox.evicted": "{n} photos dropped",
+    "outbox.awaiting_receipt": "{n} awaiting office receipt ({age})",
     "link.online": "online",
     "link.offline": "offline",
     "link.offline_since": "offline since {time}",
     "link.disabled": "off (no broker set)",
     "link.acked": "last sent {id}",
+    "link.reason.refused": "connection refused",
+    "link.reason.not_authorised": "not authorised",
+    "link.reason.tls": "TLS failure",
+    "link.reason.timeout": "timed out",
+    "link.reason.unreachable": "broker unreachable",
+    "link.reason.lost": "connection lost",
+    "link.reason.config": "certificate/password file missing",
+    "link.reason.other": "error",
+    "stale.as_of": "last heard from the recorder {age} ago: the values below are not live",
+    "stale.never": "nothing heard from the recorder yet",
     "disk.free": "{size} free",
     "disk.unknown": "unknown",
     "counts.total_km": "driven {km}",
@@ -64,7 +77,7 @@ _EN: Final[dict[str, str]] = {
     "findings.time": "Time",
     "findings.grade": "Grade",
     "findings.types": "Damage",
-    "findings.since": "Since",
+    "findings.since": "Driven since",
     "findings.id": "ID",
     "findings.none": "nothing found yet",
     "grade.0": "None",
@@ -94,6 +107,10 @@ _EN: Final[dict[str, str]] = {
     "the clock.",
     "alert.recorder_unreachable": "RECORDER NOT REACHABLE — is `roadpatrol run` running? "
     "Reconnecting…",
+    "alert.replay_finished": "DEMO DRIVE FINISHED — the recorded drive was played to its end. "
+    "This screen closes in a few seconds; any key closes it now.",
+    "alert.office_silent": "THE OFFICE HAS NOT CONFIRMED ANYTHING FOR {age} — findings stay on "
+    "the vehicle and are sent again. Tell the office.",
     "alert.unknown": "ALERT {code}",
     "notify.marked": "Marked by hand — will be sent to the office",
     "notify.mark_failed": "Could not store the manual mark",
@@ -136,6 +153,7 @@ _JA: Final[dict[str, str]] = {
     "camera.fps": "{fps}コマ/秒",
     "camera.dropped": "欠落{n}",
     "camera.lost": "接続なし",
+    "camera.finished": "再生終了",
     "camera.reconnects": "再接続{n}回",
     "model.none": "モデルなし",
     "model.paused": "停止中",
@@ -147,11 +165,22 @@ _JA: Final[dict[str, str]] = {
     "outbox.pending": "{n}件",
     "outbox.oldest": "最古{age}",
     "outbox.evicted": "写真削除{n}",
+    "outbox.awaiting_receipt": "事務所確認待ち{n}件({age})",
     "link.online": "接続中",
     "link.offline": "圏外",
     "link.offline_since": "{time}から圏外",
     "link.disabled": "なし (送信先未設定)",
     "link.acked": "最終送信 {id}",
+    "link.reason.refused": "接続拒否",
+    "link.reason.not_authorised": "認証失敗",
+    "link.reason.tls": "TLS失敗",
+    "link.reason.timeout": "応答なし",
+    "link.reason.unreachable": "接続先に届きません",
+    "link.reason.lost": "切断",
+    "link.reason.config": "証明書またはパスワードファイルなし",
+    "link.reason.other": "エラー",
+    "stale.as_of": "記録装置からの最終受信は{age}前：以下は最新の値ではありません",
+    "stale.never": "記録装置からまだ受信していません",
     "disk.free": "空き{size}",
     "disk.unknown": "不明",
     "counts.total_km": "走行{km}",
@@ -160,7 +189,7 @@ _JA: Final[dict[str, str]] = {
     "findings.time": "時刻",
     "findings.grade": "判定",
     "findings.types": "損傷",
-    "findings.since": "以降",
+    "findings.since": "経過距離",
     "findings.id": "番号",
     "findings.none": "まだ検出なし",
     "grade.0": "損傷なし",
@@ -189,6 +218,10 @@ _JA: Final[dict[str, str]] = {
     "alert.clock_not_set": "時計未設定：時刻が不正確です。GPS測位を待つか時計を合わせてください",
     "alert.recorder_unreachable": "記録装置に接続できません：roadpatrol runが動いているか確認"
     "してください(再接続中)",
+    "alert.replay_finished": "デモ走行終了：記録された走行を最後まで再生しました。"
+    "数秒後にこの画面を閉じます（何かキーを押すとすぐ閉じます）",
+    "alert.office_silent": "事務所から{age}受信確認がありません：データは車両に残り、再送します。"
+    "事務所に連絡してください",
     "alert.unknown": "警告 {code}",
     "notify.marked": "手動で記録しました — 事務所に送信されます",
     "notify.mark_failed": "手動記録を保存できませんでした",
@@ -229,9 +262,13 @@ class Messages:
         key = f"type.{code}"
         return self(key) if key in self._table else code
 
-    def alert(self, code: str) -> str:
+    def alert(self, code: str, **params: object) -> str:
+        """The alert's words; ``params`` fill the few that name a figure (an age)."""
         key = f"alert.{code}"
-        return self(key) if key in self._table else self("alert.unknown", code=code)
+        if key not in self._table:
+            return self("alert.unknown", code=code)
+        needed = {name for _, name, _, _ in string.Formatter().parse(self._table[key]) if name}
+        return self(key, **{k: v for k, v in params.items() if k in needed})
 
 
 def parse_lang(value: str) -> Lang:

@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from edge.status import Status
+from edge.status import Alert, Status
 from tui import format as fmt
 from tui.i18n import Messages, pad_cells
 
@@ -30,7 +30,15 @@ GRADE_STYLES: dict[str, str] = {
 _BAD = "bold red"
 _WARN = "bold dark_orange"
 _DIM = "grey62"
+_STALE = "grey50 not bold"
 _SEP = " · "
+
+
+def stale_line(msgs: Messages, stale_s: float) -> Text:
+    """How old frozen values are, shown above them while the recorder is out of reach."""
+    if stale_s == float("inf"):
+        return Text(msgs("stale.never"), style=_WARN)
+    return Text(msgs("stale.as_of", age=fmt.age(msgs, stale_s)), style=_WARN)
 
 
 _BADGES = ((1, "model"), (2, "model"), (3, "model"), (0, "manual"))
@@ -50,18 +58,28 @@ class StatusView(Widget):
         super().__init__(id=id)
         self.status = Status()
         self.msgs = msgs
+        self.stale_s: float | None = None  # None: live; else how old the values are (inf: never)
         self._shown: Hashable = None
 
-    def show(self, status: Status, msgs: Messages) -> None:
-        self.status, self.msgs = status, msgs
-        key = (msgs.lang, self.part(status))
+    def show(self, status: Status, msgs: Messages, stale_s: float | None = None) -> None:
+        # Going stale or live again adds or removes a line, as may a new shape: a new layout.
+        relayout = self.RELAYOUT or (stale_s is None) != (self.stale_s is None)
+        relayout = relayout or self.shape(status) != self.shape(self.status)
+        self.status, self.msgs, self.stale_s = status, msgs, stale_s
+        stale_key = None if stale_s is None else fmt.age(msgs, stale_s)
+        key = (msgs.lang, self.part(status), stale_key)
         if key != self._shown:
             self._shown = key
             self.follow(status)
-            self.refresh(layout=self.RELAYOUT)
+            self.refresh(layout=relayout)
 
     def part(self, status: Status) -> Hashable:
         raise NotImplementedError
+
+    def shape(self, status: Status) -> Hashable:
+        """What decides this widget's height, for widgets whose height follows the data."""
+        del status
+        return None
 
     def follow(self, status: Status) -> None:
         """Hook for CSS classes that follow the data."""
@@ -104,10 +122,13 @@ class AlertList(StatusView):
     RELAYOUT = True
 
     def part(self, status: Status) -> Hashable:
-        return status.alerts
+        silent = status.outbox.office_silent_s if Alert.OFFICE_SILENT in status.alerts else None
+        return status.alerts, None if silent is None else round(silent / 60)
 
     def follow(self, status: Status) -> None:
         self.display = bool(status.alerts)
+        # The end of a replay is news, not a fault: not on the red of a hardware alert.
+        self.set_class(status.alerts == (Alert.REPLAY_FINISHED,), "-finished")
 
     def render(self) -> RenderResult:
         # A column of its own for the sign: Japanese has no spaces to wrap at, so the text
@@ -115,157 +136,10 @@ class AlertList(StatusView):
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column(ratio=1, overflow="fold")
+        silent = fmt.age(self.msgs, self.status.outbox.office_silent_s)
         for code in self.status.alerts:
-            grid.add_row("⚠", self.msgs.alert(code))
+            grid.add_row("⚠", self.msgs.alert(code, age=silent))
         return grid
-
-
-class HealthGrid(StatusView):
-    """GPS, camera, model, outbox, link and disk: label and value, two columns side by side.
-
-    On a wide screen each line also carries the details a technician asks about on the phone.
-    """
-
-    WIDE_FROM_CELLS: ClassVar[int] = 110
-    wide = False
-
-    def part(self, status: Status) -> Hashable:
-        return (status.gps, status.camera, status.model, status.outbox, status.link)
-
-    def render(self) -> RenderResult:
-        m = self.msgs
-        self.wide = self.size.width >= self.WIDE_FROM_CELLS
-        left = [*self._gps(), (m("label.camera"), self._camera())]
-        right = [
-            (m("label.model"), self._model()),
-            *self._model_update(),
-            (m("label.outbox"), self._outbox()),
-            (m("label.link"), self._link()),
-            (m("label.disk"), self._disk()),
-        ]
-        grid = Table.grid(expand=True, padding=(0, 1))
-        for ratio in (None, 1, None, 1):
-            grid.add_column(ratio=ratio, no_wrap=True, overflow="ellipsis")
-        blank = ("", Text(""))
-        for i in range(max(len(left), len(right))):
-            l_label, l_value = left[i] if i < len(left) else blank
-            r_label, r_value = right[i] if i < len(right) else blank
-            grid.add_row(Text(l_label, style="bold"), l_value, Text(r_label, style="bold"), r_value)
-        return grid
-
-    def _gps(self) -> list[tuple[str, Text]]:
-        m, gps = self.msgs, self.status.gps
-        fix = Text(m(f"gps.fix.{gps.mode}" if 0 <= gps.mode <= 3 else "gps.fix.0"))
-        if gps.mode < 2:
-            fix.stylize(_BAD)
-        line1 = fix + Text(_SEP + m("gps.sats", n="—" if gps.sats_used is None else gps.sats_used))
-        line1.append(_SEP + m("gps.hdop", v="—" if gps.hdop is None else f"{gps.hdop:.1f}"))
-        if self.wide and gps.quality != "none":
-            line1.append(_SEP + gps.quality, style=_DIM)
-        if self.wide and gps.bad_sentences:
-            line1.append(_SEP + m("gps.bad", n=gps.bad_sentences), style=_WARN)
-        if gps.fix_age_s is None:
-            age = Text(m("gps.never"), style=_BAD)
-        else:
-            age = Text(m("gps.age", age=fmt.age(m, gps.fix_age_s)))
-            if gps.fix_age_s > 5:
-                age.stylize(_WARN)
-        line2 = Text(fmt.speed(m, gps.speed_mps) + _SEP) + age
-        line3 = Text(fmt.position(gps.lat_deg, gps.lon_deg))
-        if gps.error:
-            line3.append(_SEP + gps.error, style=_BAD)
-        return [(m("label.gps"), line1), ("", line2), ("", line3)]
-
-    def _camera(self) -> Text:
-        m, cam = self.msgs, self.status.camera
-        if not cam.connected:
-            text = Text(m("camera.lost"), style=_BAD)
-        else:
-            text = Text(m("camera.fps", fps=f"{cam.fps:.1f}"))
-        text.append(
-            _SEP + m("camera.dropped", n=cam.dropped_frames),
-            style=_WARN if cam.dropped_frames else "",
-        )
-        if self.wide and cam.reconnects:
-            text.append(_SEP + m("camera.reconnects", n=cam.reconnects), style=_WARN)
-        if cam.error:
-            text.append(_SEP + cam.error, style=_BAD)
-        elif self.wide and cam.source:
-            text.append(_SEP + cam.source, style=_DIM)
-        return text
-
-    def _model(self) -> Text:
-        m, model = self.msgs, self.status.model
-        if model.error:
-            return Text(model.error, style=_BAD)
-        if not model.name:
-            return Text(m("model.none"), style=_BAD)
-        text = Text(f"{model.name} {model.version}{_SEP}")
-        text.append(m("unit.ms", v=f"{model.infer_ms:.1f}"))
-        if model.paused:
-            text.append(_SEP + m("model.paused"), style=_WARN)
-        if self.wide:
-            text.append(_SEP + m("model.graded", n=model.graded), style=_DIM)
-        return text
-
-    def _model_update(self) -> list[tuple[str, Text]]:
-        """One line under the model once a package was pushed from the office; none before.
-
-        The verdict comes first: on a narrow screen the end of the line is cut off."""
-        m, model = self.msgs, self.status.model
-        if model.last_update_result is None:
-            return []
-        model_id = model.last_update_model_id or "?"
-        if model.last_update_result == "refused":
-            reason = model.last_update_reason or ""
-            text = Text(m("model.update.refused", id=model_id, reason=reason), style=_WARN)
-        elif model.last_update_result == "already installed":
-            text = Text(m("model.update.already", id=model_id))
-        elif model.last_update_activated:
-            text = Text(m("model.update.activated", id=model_id))
-        else:
-            text = Text(m("model.update.installed", id=model_id))
-            if model.last_update_reason:  # was to be activated but failed to load
-                text.append(_SEP + model.last_update_reason, style=_WARN)
-        if self.wide and model.last_update_at_utc:
-            text.append(_SEP + fmt.local_time(model.last_update_at_utc, False), style=_DIM)
-        return [("", text)]
-
-    def _outbox(self) -> Text:
-        m, box = self.msgs, self.status.outbox
-        text = Text(m("outbox.pending", n=box.pending))
-        text.append(_SEP + fmt.size(m, box.pending_bytes))
-        if box.oldest_age_s is not None:
-            text.append(_SEP + m("outbox.oldest", age=fmt.age(m, box.oldest_age_s)))
-        if self.wide and box.evictions:
-            text.append(_SEP + m("outbox.evicted", n=box.evictions), style=_WARN)
-        return text
-
-    def _link(self) -> Text:
-        m, link = self.msgs, self.status.link
-        if not link.enabled:
-            text = Text(m("link.disabled"), style=_DIM)
-        elif link.connected:
-            text = Text(m("link.online"), style="bold green")
-        elif link.offline_since_utc:
-            since = fmt.local_time(link.offline_since_utc, with_seconds=False)
-            text = Text(m("link.offline_since", time=since), style=_WARN)
-        else:
-            text = Text(m("link.offline"), style=_WARN)
-        if link.last_acked_id:
-            text.append(_SEP + m("link.acked", id=fmt.short_id(link.last_acked_id)))
-        if self.wide and link.last_error and not link.connected:
-            text.append(_SEP + link.last_error, style=_DIM)
-        return text
-
-    def _disk(self) -> Text:
-        box = self.status.outbox
-        if box.disk_free_bytes is None:
-            return Text(self.msgs("disk.unknown"), style=_DIM)
-        text = Text(self.msgs("disk.free", size=fmt.size(self.msgs, box.disk_free_bytes)))
-        if box.disk_low:
-            text.stylize(_BAD)
-        return text
 
 
 class ShiftCounters(StatusView):
@@ -288,6 +162,8 @@ class ShiftCounters(StatusView):
         line.append(f"{m('counts.no_damage')} {counts.get('0', 0)}", style=_DIM)
         line.append(_SEP)
         line.append(m("counts.total_km", km=fmt.distance(m, self.status.distance_m)), style="bold")
+        if self.stale_s is not None:
+            line.stylize(_STALE)
         line.no_wrap, line.overflow = True, "ellipsis"
         return line
 

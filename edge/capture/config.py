@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from edge.config_types import SECTION_CONFIG, ConfigPath
 
 
 class CameraConfig(BaseModel):
     """Where frames come from. Every source goes through OpenCV."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
     source: Literal["device", "file", "rtsp", "folder"] = Field(
         default="device",
@@ -24,7 +25,7 @@ class CameraConfig(BaseModel):
         default="/dev/video0",
         description="V4L2 device path, or its index as a number ('0'), for source = 'device'.",
     )
-    path: Path | None = Field(
+    path: ConfigPath | None = Field(
         default=None,
         description="Video file (source = 'file') or image folder (source = 'folder').",
     )
@@ -84,7 +85,7 @@ class CameraConfig(BaseModel):
 class SamplingConfig(BaseModel):
     """Which captured frames get graded: one every few metres driven."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
     sample_every_m: float = Field(
         default=4.0, gt=0, description="Grade one frame every this many metres driven."

@@ -30,6 +30,11 @@ class ReceiverClock:
         self._declared_date: date | None = None
         self._trust_old_dates = False
 
+    @property
+    def knows_date(self) -> bool:
+        """A date came from the receiver (RMC, ZDA) or was already taken from the log."""
+        return self._date is not None
+
     def note_comment(self, text: str) -> None:
         match = _DATE_COMMENT.search(text)
         if not match:

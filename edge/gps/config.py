@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from edge.config_types import SECTION_CONFIG, ConfigPath
 
 
 class GpsConfig(BaseModel):
     """Where fixes come from, and how far a frame's position may be stretched from them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
     source: Literal["serial", "gpsd", "nmea_file"] = Field(
         default="serial",
@@ -33,7 +34,7 @@ class GpsConfig(BaseModel):
     )
     gpsd_host: str = Field(default="127.0.0.1", description="Host where gpsd listens.")
     gpsd_port: int = Field(default=2947, ge=1, le=65535, description="gpsd's TCP port.")
-    nmea_file: Path | None = Field(
+    nmea_file: ConfigPath | None = Field(
         default=None,
         description="NMEA log to replay when source = 'nmea_file' ('# Date: YYYY-MM-DD' "
         "comments supply the date for logs whose sentences carry none).",

@@ -1,8 +1,11 @@
-"""Merging the sentences of one receiver epoch (RMC, GGA, GSA, VTG of the same time) into a Fix.
+"""Merging the sentences of one receiver epoch (RMC, GGA, GNS, GLL, GSA, VTG, ZDA of the same
+time) into a Fix.
 
 Receivers print one burst of sentences per epoch. The burst ends either when a sentence
 with a new time arrives, or, without waiting for the next burst, when the sentence type that
-ended the previous burst is seen again (gpsd learns the end of cycle the same way). Each Fix
+ended the previous burst is seen again (gpsd learns the end of cycle the same way; a
+proprietary sentence never counts as the end, vendors print them anywhere). Any of RMC,
+GGA, GNS and GLL may carry the position: some receivers put it in only some of them. Each Fix
 is stamped with the arrival time of the first sentence of its burst: that is the moment
 closest to the receiver's own measurement that this machine can observe.
 
@@ -11,10 +14,11 @@ Dates and times are resolved like gpsd's (edge.gps.clock).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from edge.gps.clock import ReceiverClock
+from edge.gps.epoch_fix import POSITION_KINDS, EpochSentences, Record, epoch_to_fix
 from edge.gps.nmea import (
     Gga,
     Gsa,
@@ -33,32 +37,14 @@ from edge.gps.nmea import (
     gsv_is_last,
     parse_sentence,
 )
-from edge.types import Fix, FixMode, FixQuality
+from edge.gps.nmea_position import Gll, Gns, decode_gll, decode_gns
+from edge.types import Fix, FixMode
 
 _MAX_STASHED = 16
-
-_GGA_QUALITY = {
-    0: FixQuality.NONE,
-    1: FixQuality.GPS,
-    2: FixQuality.DGPS,
-    3: FixQuality.PPS,
-    4: FixQuality.RTK_FIXED,
-    5: FixQuality.RTK_FLOAT,
-    6: FixQuality.ESTIMATED,
-    7: FixQuality.MANUAL,
-    8: FixQuality.SIMULATED,
-}
-_FAA_QUALITY = {
-    "A": FixQuality.GPS,
-    "D": FixQuality.DGPS,
-    "E": FixQuality.ESTIMATED,
-    "F": FixQuality.RTK_FLOAT,
-    "R": FixQuality.RTK_FIXED,
-    "P": FixQuality.PPS,
-    "M": FixQuality.MANUAL,
-    "S": FixQuality.SIMULATED,
-    "N": FixQuality.NONE,
-}
+# Sentences of one burst whose times differ by less than this are one epoch: some receivers
+# stamp GLL a few milliseconds off their GGA/RMC (Magellan eXplorist: 200619.295 beside
+# 200619.30). Well under the 50 ms between the epochs of a 20 Hz receiver.
+_SAME_EPOCH_US = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,44 +57,27 @@ class NmeaCounters:
     epochs: int = 0
 
 
-_Record = Rmc | Gga | Gsa | Vtg | Zda
+# The sentences that carry a time of day, each with its decoder.
+_TIMED_DECODERS: dict[str, Callable[[Sentence], Rmc | Gga | Gns | Gll | Zda]] = {
+    "RMC": decode_rmc,
+    "GGA": decode_gga,
+    "GNS": decode_gns,
+    "GLL": decode_gll,
+    "ZDA": decode_zda,
+}
 
 
-def _decode(s: Sentence) -> tuple[_Record | None, TimeOfDay | None]:
+def _decode(s: Sentence) -> tuple[Record | None, TimeOfDay | None]:
     """The decoded record (None for types not used) and the time it carries."""
-    if s.kind == "RMC":
-        rmc = decode_rmc(s)
-        return rmc, rmc.time
-    if s.kind == "GGA":
-        gga = decode_gga(s)
-        return gga, gga.time
-    if s.kind == "ZDA":
-        zda = decode_zda(s)
-        return zda, zda.time
+    timed = _TIMED_DECODERS.get(s.kind)
+    if timed is not None:
+        record = timed(s)
+        return record, record.time
     if s.kind == "GSA":
         return decode_gsa(s), None
     if s.kind == "VTG":
         return decode_vtg(s), None
     return None, None
-
-
-@dataclass
-class _Epoch:
-    tod: TimeOfDay | None
-    mono_ns: int
-    addresses: set[str] = field(default_factory=set)
-    rmc: Rmc | None = None
-    gga: Gga | None = None
-    gsa: list[Gsa] = field(default_factory=list)
-    vtg: Vtg | None = None
-    lat_deg: float | None = None
-    lon_deg: float | None = None
-    two_digit_date: tuple[int, int, int] | None = None
-    full_date: tuple[int, int, int] | None = None
-
-    @property
-    def has_fix_sentence(self) -> bool:
-        return self.rmc is not None or self.gga is not None
 
 
 class EpochAssembler:
@@ -117,11 +86,13 @@ class EpochAssembler:
     def __init__(self, *, accept_comments: bool = False) -> None:
         self.clock = ReceiverClock()
         self._accept_comments = accept_comments
-        self._open: _Epoch | None = None
+        self._open: EpochSentences | None = None
         self._closed_tod: TimeOfDay | None = None
         self._stash: list[Sentence] = []
         self._cycle_end: str | None = None
         self._last_key: str | None = None
+        self._last_position_addresses: frozenset[str] = frozenset()
+        self._last_mode = FixMode.NO_FIX
         self._last_mono_ns = 0
         self._sentences = 0
         self._bad = 0
@@ -158,10 +129,14 @@ class EpochAssembler:
     def flush(self) -> list[Fix]:
         """End of stream: close the open epoch, unless its burst was cut short.
 
-        Once the end-of-cycle sentence is known, an epoch that never reached it is a log
-        or a cable cut mid-burst; gpsd does not report such an epoch, and neither do we.
+        An epoch with only some of the position sentences of the epoch before it (its RMC
+        and GGA, not the GLL that ended the burst) is a log or a cable cut mid-burst; gpsd
+        does not report such an epoch, and neither do we. (Garmins alternate RMC+GGA epochs
+        with GLL-only ones: a different set, not a part of one.)
         """
-        if self._open is not None and self._cycle_end is not None:
+        if self._open is not None and (
+            self._open.position_addresses < self._last_position_addresses
+        ):
             self._open = None
             self._incomplete += 1
             return []
@@ -187,7 +162,7 @@ class EpochAssembler:
 
         if record is None:
             self._ignored += 1
-        elif tod is not None or s.kind in ("RMC", "GGA"):
+        elif tod is not None or s.kind in POSITION_KINDS:
             if tod is not None and self._open is None and tod == self._closed_tod:
                 self._late += 1
                 self._cycle_end = None  # the receiver changed its order: learn the end again
@@ -200,7 +175,8 @@ class EpochAssembler:
         elif len(self._stash) < _MAX_STASHED:
             self._stash.append(s)  # e.g. GSA printed before the epoch's first timed sentence
 
-        self._last_key = key
+        if s.talker:
+            self._last_key = key
         self._last_mono_ns = mono_ns
         if self._open is not None and key == self._cycle_end and self._open.has_fix_sentence:
             out.extend(self._close())
@@ -210,6 +186,14 @@ class EpochAssembler:
         current = self._open
         if current is not None:
             if tod is not None and tod == current.tod:
+                return []
+            if (
+                tod is not None
+                and current.tod is not None
+                and s.address not in current.addresses
+                and abs(tod.micros - current.tod.micros) < _SAME_EPOCH_US
+            ):
+                current.tod = tod  # gpsd, too, reports the burst at its latest time
                 return []
             # Without a time (receiver has no fix yet) only a repeated RMC/GGA shows that a
             # new burst began.
@@ -221,13 +205,13 @@ class EpochAssembler:
         if current is not None:
             self._cycle_end = self._last_key  # the burst that just ended ended with this
             out = self._close()
-        self._open = _Epoch(tod=tod, mono_ns=mono_ns)
+        self._open = EpochSentences(tod=tod, mono_ns=mono_ns)
         stashed, self._stash = self._stash, []
         for early in stashed:
             self._apply(self._open, early, _decode(early)[0])
         return out
 
-    def _apply(self, epoch: _Epoch, s: Sentence, record: _Record | None) -> None:
+    def _apply(self, epoch: EpochSentences, s: Sentence, record: Record | None) -> None:
         epoch.addresses.add(s.address)
         if isinstance(record, Rmc):
             epoch.rmc = record
@@ -235,8 +219,13 @@ class EpochAssembler:
                 epoch.two_digit_date = record.date
             if record.lat_deg is not None:
                 epoch.lat_deg, epoch.lon_deg = record.lat_deg, record.lon_deg
-        elif isinstance(record, Gga):
-            epoch.gga = record
+        elif isinstance(record, Gga | Gns | Gll):
+            if isinstance(record, Gga):
+                epoch.gga = record
+            elif isinstance(record, Gns):
+                epoch.gns = record
+            else:
+                epoch.gll = record
             if record.lat_deg is not None:
                 epoch.lat_deg, epoch.lon_deg = record.lat_deg, record.lon_deg
         elif isinstance(record, Gsa):
@@ -251,65 +240,22 @@ class EpochAssembler:
         if epoch is None:
             return []
         self._closed_tod = epoch.tod
+        self._last_position_addresses = epoch.position_addresses
         if not epoch.has_fix_sentence:
             return []
         if epoch.full_date is not None:
             self.clock.set_full_date(*epoch.full_date)
         if epoch.two_digit_date is not None and (epoch.rmc is None or epoch.rmc.valid):
             self.clock.set_two_digit_date(*epoch.two_digit_date)
-        time_utc = self.clock.resolve(epoch.tod) if epoch.tod is not None else None
+        time_utc = None
+        # gpsd dates a GLL-only epoch only once a sentence has given it a date.
+        gll_only = epoch.rmc is None and epoch.gga is None and epoch.gns is None
+        if epoch.tod is not None and (self.clock.knows_date or not gll_only):
+            time_utc = self.clock.resolve(epoch.tod)
         self._epochs += 1
-        return [_to_fix(epoch, time_utc)]
-
-
-def _to_fix(e: _Epoch, time_utc: datetime | None) -> Fix:
-    mode = _mode(e)
-    has_position = mode >= FixMode.FIX_2D
-    speed = e.rmc.speed_mps if e.rmc is not None else None
-    track = e.rmc.track_deg if e.rmc is not None else None
-    if e.vtg is not None and e.vtg.valid:
-        speed = e.vtg.speed_mps if speed is None else speed
-        track = e.vtg.track_deg if track is None else track
-    gsa_hdop = next((g.hdop for g in e.gsa if g.hdop is not None), None)
-    hdop = e.gga.hdop if e.gga is not None and e.gga.hdop is not None else gsa_hdop
-    sats = e.gga.sats_used if e.gga is not None else None
-    if sats is None and e.gsa:
-        sats = sum(g.sats for g in e.gsa)
-    return Fix(
-        mono_ns=e.mono_ns,
-        time_utc=time_utc,
-        lat_deg=e.lat_deg if has_position else None,
-        lon_deg=e.lon_deg if has_position else None,
-        mode=mode,
-        quality=_quality(e) if has_position else FixQuality.NONE,
-        speed_mps=speed,
-        track_deg=track,
-        hdop=hdop,
-        sats_used=sats,
-        alt_msl_m=e.gga.alt_msl_m if e.gga is not None else None,
-    )
-
-
-def _mode(e: _Epoch) -> FixMode:
-    if e.lat_deg is None or e.lon_deg is None:
-        return FixMode.NO_FIX
-    if (e.rmc is not None and not e.rmc.valid) or (e.gga is not None and not e.gga.quality):
-        return FixMode.NO_FIX
-    gsa_modes = [g.mode for g in e.gsa if g.mode is not None]
-    if gsa_modes:
-        return FixMode(max(gsa_modes))
-    if e.gga is not None:
-        three_d = e.gga.alt_msl_m is not None and (e.gga.sats_used or 0) >= 4
-        return FixMode.FIX_3D if three_d else FixMode.FIX_2D
-    return FixMode.FIX_2D
-
-
-def _quality(e: _Epoch) -> FixQuality:
-    if e.gga is not None and e.gga.quality is not None:
-        return _GGA_QUALITY.get(e.gga.quality, FixQuality.GPS)
-    if e.rmc is not None and e.rmc.faa_mode:
-        return _FAA_QUALITY.get(e.rmc.faa_mode, FixQuality.GPS)
-    return FixQuality.GPS
+        fix = epoch_to_fix(epoch, time_utc, self._last_mode)
+        self._last_mode = fix.mode
+        return [fix]
 
 
 class NmeaStreamDecoder:

@@ -299,18 +299,38 @@ def decode_rmc(s: Sentence) -> Rmc:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class GgaLayout:
+    """The fields GGA and GNS share, at the same places: time, satellites, HDOP, altitude."""
+
+    time: TimeOfDay | None
+    sats_used: int | None
+    hdop: float | None
+    alt_msl_m: float | None
+
+
+def decode_gga_layout(f: tuple[str, ...]) -> GgaLayout:
+    return GgaLayout(
+        time=decode_time(_field(f, 0)),
+        sats_used=_int(_field(f, 6), "satellites"),
+        hdop=_float(_field(f, 7), "hdop"),
+        alt_msl_m=_float(_field(f, 8), "altitude"),
+    )
+
+
 def decode_gga(s: Sentence) -> Gga:
     f = s.fields
     quality = _int(_field(f, 5), "fix quality")
     lat, lon = decode_lat_lon(f, 1) if quality else (None, None)
+    common = decode_gga_layout(f)
     return Gga(
-        time=decode_time(_field(f, 0)),
+        time=common.time,
         quality=quality,
         lat_deg=lat,
         lon_deg=lon,
-        sats_used=_int(_field(f, 6), "satellites"),
-        hdop=_float(_field(f, 7), "hdop"),
-        alt_msl_m=_float(_field(f, 8), "altitude"),
+        sats_used=common.sats_used,
+        hdop=common.hdop,
+        alt_msl_m=common.alt_msl_m,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,12 +36,15 @@ class GpsThread:
         on_fix: Callable[[Fix], None] | None = None,
         read_timeout_s: float = 0.25,
         clock: Callable[[], int] = time.monotonic_ns,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._source = source
         self._history = history
         self._on_fix = on_fix
         self._read_timeout_s = read_timeout_s
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._logged_error: str | None = None  # the source's error as last written to the log
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gps", daemon=True)
         self._lock = threading.Lock()
@@ -77,12 +81,16 @@ class GpsThread:
                 self._ended = True
                 return
             except Exception as exc:
-                # A source bug must not end GPS for the rest of the shift: report, retry.
-                log.exception("GPS source %s failed", self._source.name)
+                # A source bug must not end GPS for the rest of the shift: report (once for
+                # as long as it keeps failing the same way), retry.
+                crash = f"{type(exc).__name__}: {exc}"
+                if _state_of(crash) != _state_of(self._crash):
+                    log.exception("GPS source %s failed", self._source.name)
                 with self._lock:
-                    self._crash = f"{type(exc).__name__}: {exc}"
+                    self._crash = crash
                 self._stop.wait(1.0)
                 continue
+            self._log_state_change()
             if fix is None:
                 continue
             with self._lock:
@@ -95,8 +103,28 @@ class GpsThread:
                 except Exception:
                     log.exception("on_fix callback failed")
 
+    def _log_state_change(self) -> None:
+        """The source's error into the log once each time it changes, not at every retry:
+        a port that cannot be opened is retried for hours and must not fill the journal."""
+        error = self._source.stats().error
+        if _state_of(error) == _state_of(self._logged_error):
+            return
+        if error is not None:
+            log.warning("GPS %s: %s", self._source.name, error)
+        else:
+            log.info("GPS %s: receiving again (was: %s)", self._source.name, self._logged_error)
+        self._logged_error = error
+
     def stats(self) -> SourceStats:
         return self._source.stats()
+
+    def _clock_known(self, latest: Fix | None) -> bool:
+        """UTC is known from the receiver, or from the system clock (NTP, a real-time clock)
+        when the receiver has given none yet; only when neither is plausible is it unknown."""
+        receiver_utc = latest.time_utc if latest is not None else None
+        if receiver_utc is not None and receiver_utc >= _CLOCK_PLAUSIBLE_FROM:
+            return True
+        return self._wall_clock() >= _CLOCK_PLAUSIBLE_FROM
 
     def status(self) -> GpsStatus:
         stats = self._source.stats()
@@ -117,10 +145,11 @@ class GpsThread:
             lon_deg=positioned.lon_deg if positioned is not None else None,
             fix_age_s=(now - positioned.mono_ns) / _NS if positioned is not None else None,
             bad_sentences=stats.bad_sentences,
-            clock_set=(
-                latest is not None
-                and latest.time_utc is not None
-                and latest.time_utc >= _CLOCK_PLAUSIBLE_FROM
-            ),
+            clock_set=self._clock_known(latest),
             error=error,
         )
+
+
+def _state_of(error: str | None) -> str | None:
+    """An error without its figures: "no data for 5 s" and "for 6 s" are one state."""
+    return None if error is None else re.sub(r"\d+(\.\d+)?", "#", error)

@@ -33,6 +33,7 @@ from edge.manifest import (
 )
 from edge.model_store.signing import signature_path_for, verify_signature
 from edge.model_store.verify import verify_package
+from edge.model_store.versions import refuse_downgrade
 
 POINTER_NAME = "ACTIVE"
 PACKAGES_DIR = "packages"
@@ -168,12 +169,20 @@ class ModelStore:
         self.root.joinpath(f".{POINTER_NAME}.tmp").unlink(missing_ok=True)
 
     def install(
-        self, package: Path, *, activate: bool = False, only_if_manifest_says: bool = False
+        self,
+        package: Path,
+        *,
+        activate: bool = False,
+        only_if_manifest_says: bool = False,
+        allow_downgrade: bool = False,
     ) -> InstallResult:
         """Verify ``package`` completely, copy it in, and optionally make it active.
 
         ``only_if_manifest_says``: for a pushed package, whose signed manifest decides: it is
-        activated only when ``activate`` and its ``activate_on_arrival`` are both true.
+        activated only when ``activate`` and its ``activate_on_arrival`` are both true, and
+        only when it is new to this store (a retained push delivered again must not undo a
+        local rollback). A version older than the newest of its name installed here is
+        refused unless ``allow_downgrade`` (a technician's local decision; a push never).
         """
         source_manifest_path = manifest_path_for(package)
         manifest = verify_package(source_manifest_path, self.trusted_keys)
@@ -187,6 +196,9 @@ class ModelStore:
         with self._locked():
             target = self.packages_dir / model_id
             already = target.exists()
+            if not allow_downgrade or only_if_manifest_says:
+                refuse_downgrade(manifest, self.installed_ids(), source_manifest_path)
+            activate = activate and not (already and only_if_manifest_says)
             if already:
                 installed = self.verify_installed(model_id)
                 if installed.sha256 != manifest.sha256:

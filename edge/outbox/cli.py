@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from edge.cli import UsageError
+from edge.mqtt_config import MqttConfig
 from edge.outbox import recover_cli
 from edge.outbox.quarantine import quarantined
 from edge.outbox.queries import summary
 from edge.outbox.schema import DB_NAME, connect_read_only
+
+# The recorder's default for its screen's alert: this tool does not read the config.
+_ALERT_S = float(MqttConfig.model_fields["receipt_alert_s"].default)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,6 +88,8 @@ def _text(r: dict[str, Any]) -> str:
         f"  pending bytes     {_mib(r['pending_bytes'])}"
         f" ({r['pending_images']} images not yet sent)",
         f"  oldest pending    {_age(r['oldest_age_s'])}" + (f" ({oldest})" if oldest else ""),
+        f"  awaiting office receipt {r['awaiting_receipt']} findings, "
+        f"{r['awaiting_receipt_images']} images (oldest {_age(r['awaiting_receipt_age_s'])})",
         f"  track points      {r['pending_track_points']} not yet sent",
         f"  stored findings   {r['stored']}",
         f"  images on disk    {r['images_on_disk']} ({_mib(r['image_bytes_on_disk'])})",
@@ -98,6 +104,9 @@ def _text(r: dict[str, Any]) -> str:
             f"  quarantined       {r['quarantined_images']} images without a record "
             "(run `roadpatrol outbox recover`)"
         )
+    silent = r["office_silent_s"]
+    if silent is not None and silent >= _ALERT_S:
+        lines.append(f"  the office has not confirmed anything for {_age(silent)}")
     if r["images_missing"]:
         lines.append(f"  missing images    {r['images_missing']} vanished before sending")
     return "\n".join(lines)

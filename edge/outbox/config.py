@@ -3,7 +3,9 @@ records the office already has are kept."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from edge.config_types import SECTION_CONFIG
 
 _MB = 1024 * 1024
 _DAY_S = 86_400.0
@@ -12,7 +14,7 @@ _DAY_S = 86_400.0
 class OutboxConfig(BaseModel):
     """Limits for the on-disk outbox. Finding records are never dropped, only images."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
     image_cap_mb: float = Field(
         default=2000.0,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edge.outbox.receipts import awaiting
 from edge.serialize import parse_utc
 
 GRADES = ("0", "1", "2", "3")
@@ -87,6 +88,12 @@ class OutboxSummary:
     pruned_images: int = 0
     pruned_image_bytes: int = 0
     pruned_track_points: int = 0
+    # Acknowledged by the broker, not yet receipted by the office (edge.outbox.receipts).
+    awaiting_receipt: int = 0
+    awaiting_receipt_images: int = 0
+    awaiting_receipt_age_s: float | None = None  # since the oldest was first acknowledged
+    last_receipt_age_s: float | None = None  # None: no receipt ever
+    office_silent_s: float | None = None  # nothing confirmed for this long while records wait
 
 
 def exclusion_json(exclude: Collection[str]) -> str:
@@ -182,6 +189,7 @@ def summary(conn: sqlite3.Connection, now: datetime | None = None) -> OutboxSumm
     pruned_by_grade = {g: counts.get(PRUNED_FINDINGS.format(grade=g), 0) for g in GRADES}
     for g, n in pruned_by_grade.items():
         stored_by_grade[g] += n
+    waiting = awaiting(conn, now)
     oldest_age_s = None
     if oldest is not None:
         oldest_age_s = round(max(0.0, (now - parse_utc(oldest)).total_seconds()), 3)
@@ -206,4 +214,9 @@ def summary(conn: sqlite3.Connection, now: datetime | None = None) -> OutboxSumm
         pruned_images=counts.get(PRUNED_IMAGES, 0),
         pruned_image_bytes=counts.get(PRUNED_IMAGE_BYTES, 0),
         pruned_track_points=counts.get(PRUNED_TRACK_POINTS, 0),
+        awaiting_receipt=waiting.findings,
+        awaiting_receipt_images=waiting.images,
+        awaiting_receipt_age_s=waiting.oldest_age_s,
+        last_receipt_age_s=waiting.last_receipt_age_s,
+        office_silent_s=waiting.office_silent_s,
     )

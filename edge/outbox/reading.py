@@ -93,6 +93,9 @@ class OutboxReads:
             disk_low=self._disk.disk_low(free, self._monotonic()),
             evicting=self._disk.evicting(self._monotonic()),
             pruned=s.pruned_findings,
+            awaiting_receipt=s.awaiting_receipt + s.awaiting_receipt_images,
+            awaiting_receipt_age_s=s.awaiting_receipt_age_s,
+            office_silent_s=s.office_silent_s,
         )
         self._stats_cache = (writes, now, status)
         return status

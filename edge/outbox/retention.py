@@ -2,16 +2,17 @@
 
 A vehicle records for years; without this every finding, image and track point it ever sent
 would stay on its disk. What goes, once it is older than ``keep_sent_s`` (by the time the
-broker acknowledged it, on the Outbox's clock):
+office's receipt arrived, on the Outbox's clock; see edge.outbox.receipts):
 
-- a finding the office has (``sent_at`` set) together with its image file, unless that image
-  is still waiting to be sent (``image_state = 'pending'``): then the row stays, because it is
-  what the publisher sends the image from. A sent image ages from when it was sent (the later
-  of the two acknowledgements counts);
-- a track point the office has.
+- a finding the office has receipted (``receipted_at`` set) together with its image file,
+  unless that image is still waiting to be sent (``image_state = 'pending'``) or only the
+  broker acknowledged it (``image_state = 'sent'``, no receipt): then the row stays, because it
+  is what the publisher sends the image from. A sent image ages from its own receipt;
+- a track point the broker has acknowledged (track batches get no receipt: the office keys
+  them by time and place, and a lost one costs a line on a map, not a finding).
 
-A finding not yet acknowledged stays at any age, whatever its image's state (an image marked
-sent before its finding does not make the finding prunable). Images that are only evicted or
+A finding not yet receipted stays at any age, whatever its image's state (an image receipted
+before its finding does not make the finding prunable). Images that are only evicted or
 missing leave nothing on disk to wait for.
 
 Short transactions: a batch of rows is deleted per commit, the write lock is held for that
@@ -53,13 +54,14 @@ AGAIN_S = 2.0  # … or this soon when the last one ran out of time with more to
 _RECLAIM_MIN_FREE_PAGES = 1024  # give pages back to the file system only past ~4 MiB free
 _RECLAIM_PAGES = 2048  # and at most ~8 MiB per pass
 
-# The findings a pass may delete; :cutoff is Unix seconds. A sent image counts from when it
-# was sent; an image still pending keeps its row.
+# The findings a pass may delete; :cutoff is Unix seconds. Both the finding and a sent image
+# count from the office's receipt; an image still pending, or sent without a receipt, keeps
+# its row.
 _PRUNABLE_FINDINGS = """
 SELECT id FROM findings
-WHERE sent_at IS NOT NULL AND sent_at <= :cutoff
+WHERE receipted_at IS NOT NULL AND receipted_at <= :cutoff
   AND image_state <> 'pending'
-  AND (image_state <> 'sent' OR COALESCE(image_sent_at, sent_at) <= :cutoff)
+  AND (image_state <> 'sent' OR image_receipted_at <= :cutoff)
 LIMIT :batch
 """
 

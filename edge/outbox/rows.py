@@ -18,11 +18,16 @@ from edge.types import Finding, Fix
 
 log = logging.getLogger(__name__)
 
-# Parameters: (Unix seconds now, id). Each changes a row at most once.
-MARK_FINDING_SENT = "UPDATE findings SET sent_at = ? WHERE id = ? AND sent_at IS NULL"
+# Parameters: (Unix seconds now, id). Each changes a row at most once per send. The first
+# acknowledgement is kept: the wait for the office's receipt grows from it (edge.outbox.receipts).
+MARK_FINDING_SENT = (
+    "UPDATE findings SET sent_at = ?1, first_sent_at = COALESCE(first_sent_at, ?1) "
+    "WHERE id = ?2 AND sent_at IS NULL"
+)
 MARK_IMAGE_SENT = (
-    "UPDATE findings SET image_state = 'sent', image_sent_at = ? "
-    "WHERE id = ? AND image_state = 'pending'"
+    "UPDATE findings SET image_state = 'sent', image_sent_at = ?1, "
+    "image_first_sent_at = COALESCE(image_first_sent_at, ?1) "
+    "WHERE id = ?2 AND image_state = 'pending'"
 )
 MARK_TRACK_SENT = "UPDATE track SET sent_at = ? WHERE id = ? AND sent_at IS NULL"
 
@@ -65,11 +70,12 @@ def insert_finding(
 def unsent_image_of(
     conn: sqlite3.Connection, finding_id: str
 ) -> tuple[str | None, int, str] | None:
-    """(image_name, image_bytes, image_state) of a finding not yet sent; None when it is
-    unknown or the office has it."""
+    """(image_name, image_bytes, image_state) of a finding never sent; None when it is
+    unknown or the broker acknowledged it once (the office may have that version: one sent
+    again for want of a receipt is sent as it was)."""
     row: tuple[str | None, int, str] | None = conn.execute(
         "SELECT image_name, image_bytes, image_state FROM findings "
-        "WHERE id = ? AND sent_at IS NULL",
+        "WHERE id = ? AND sent_at IS NULL AND first_sent_at IS NULL",
         (finding_id,),
     ).fetchone()
     return row

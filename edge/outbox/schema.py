@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from edge.outbox import receipts
 from edge.outbox.diskspace import is_corruption, is_disk_full, make_room_to_open, wal_pages_for
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,11 @@ log = logging.getLogger(__name__)
 DB_NAME = "outbox.sqlite3"
 IMAGES_DIR = "images"
 LOCK_NAME = "outbox.lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the office's receipts (edge.outbox.receipts)
 
-# image_state: 'none' (no picture), 'pending' (on disk, not yet at the office), 'sent' (at the
-# office, kept until room is needed), 'evicted' (deleted for room), 'missing' (vanished).
+# image_state: 'none' (no picture), 'pending' (on disk, not yet sent), 'sent' (acknowledged by
+# the broker, kept until room is needed; at the office once image_receipted_at is set),
+# 'evicted' (deleted for room), 'missing' (vanished).
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -45,7 +47,12 @@ CREATE TABLE IF NOT EXISTS findings (
     image_name      TEXT,            -- file name under images/
     image_bytes     INTEGER NOT NULL DEFAULT 0,
     image_state     TEXT NOT NULL DEFAULT 'none',
-    image_sent_at   REAL
+    image_sent_at   REAL,
+    -- Schema version 2 (edge.outbox.receipts): the office's receipts.
+    first_sent_at       REAL,
+    receipted_at        REAL,        -- Unix seconds the office's receipt arrived; NULL: not yet
+    image_first_sent_at REAL,
+    image_receipted_at  REAL
 );
 -- The indexes carry the byte counts so that status queries never read the JSON payloads.
 CREATE INDEX IF NOT EXISTS findings_unsent
@@ -189,16 +196,17 @@ def create_schema(conn: sqlite3.Connection, db_path: Path) -> None:
     """Create the tables if needed; refuse a database written by a newer schema."""
     conn.executescript(DDL)
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
-    elif int(row[0]) > SCHEMA_VERSION:
+    if row is not None and int(row[0]) > SCHEMA_VERSION:
         raise OutboxError(
             f"{db_path}: schema version {row[0]} is newer than this software "
             f"understands ({SCHEMA_VERSION}); update roadpatrol"
         )
+    if receipts.migrate(conn):
+        log.info("outbox %s: added the office's receipts (schema version 2)", db_path)
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+        (str(SCHEMA_VERSION),),
+    )
 
 
 @dataclass(frozen=True, slots=True)

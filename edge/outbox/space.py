@@ -45,14 +45,15 @@ def disk_free_bytes(path: Path) -> int:
 
 
 def _choose_victims(conn: sqlite3.Connection, need: int) -> list[tuple[str, str, int]]:
-    """Sent images first, then unsent; within each the lowest grade, then the oldest."""
+    """Images the office has receipted first, then those only the broker acknowledged, then
+    unsent ones; within each the lowest grade, then the oldest."""
     victims: list[tuple[str, str, int]] = []
     freed = 0
-    for state in ("sent", "pending"):
+    for state, receipted in (("sent", 1), ("sent", 0), ("pending", 0)):
         cursor = conn.execute(
             "SELECT id, image_name, image_bytes FROM findings WHERE image_state = ? "
-            "ORDER BY grade, captured_at_utc, id",
-            (state,),
+            "AND (image_receipted_at IS NOT NULL) = ? ORDER BY grade, captured_at_utc, id",
+            (state, receipted),
         )
         try:
             for row in cursor:

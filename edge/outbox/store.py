@@ -16,9 +16,10 @@ sent images go first, then unsent ones, each lowest grade first, oldest first. T
 are committed under the write lock, the files deleted after it is released
 (edge.outbox.unlinking), so that a writer never waits for hundreds of unlinks.
 
-Records the office has had for longer than ``keep_sent_s`` are deleted with their images
-(edge.outbox.retention): at open, then at most every few minutes on the back of a mark_*_sent
-call, in short batches. Unsent records are never deleted.
+A finding or image is delivered when the office's receipt arrives (edge.outbox.receipts),
+not when the broker acknowledged it. Records the office receipted longer than ``keep_sent_s``
+ago are deleted with their images (edge.outbox.retention): at open, then at most every few
+minutes on the back of a mark_*_sent or receipt call, in short batches. Others never are.
 
 Thread-safe: one connection for writes and one for reads, each behind its own lock.
 """
@@ -41,6 +42,7 @@ from edge.outbox.images import is_jpeg, store_image
 from edge.outbox.quarantine import opening_notes, tidy
 from edge.outbox.queries import IMAGES_MISSING
 from edge.outbox.reading import OutboxReads
+from edge.outbox.receipt_methods import OutboxReceipts
 from edge.outbox.recover import salvage_at_open
 from edge.outbox.retention import Pruned, Retention
 from edge.outbox.schema import DB_NAME, IMAGES_DIR, DataDirLock, OutboxError, open_database
@@ -54,8 +56,10 @@ log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")  # the id names the image file
 
 
-class Outbox(OutboxReads):
-    """See the module docstring. Open with :meth:`open`; close with :meth:`close`."""
+class Outbox(OutboxReads, OutboxReceipts):
+    """See the module docstring. Open with :meth:`open`; close with :meth:`close`. Reading:
+    :class:`edge.outbox.reading.OutboxReads`; the office's receipts:
+    :class:`edge.outbox.receipt_methods.OutboxReceipts`."""
 
     def __init__(
         self,
@@ -255,7 +259,8 @@ class Outbox(OutboxReads):
     def replace_unsent(self, finding: Finding, jpeg: bytes | None) -> bool:
         """Update a stored finding that the broker has not acknowledged yet: a repeat sighting
         of the same damage (a better frame, or one more sighting). ``jpeg`` None keeps the
-        image. False, changing nothing, when it is unknown or already sent: the office has it.
+        image. False, changing nothing, when it is unknown or was ever sent: the office may have
+        it (and stores a finding once, so a later version would not count there).
         """
         if jpeg is not None and not is_jpeg(jpeg):
             raise ValueError(f"finding {finding.id}: image bytes are not a JPEG")
@@ -310,14 +315,18 @@ class Outbox(OutboxReads):
             conn.executemany(sql, params)
             self._writes += 1
             changed = conn.total_changes - before
-        # Piggy-backed here (the publisher's thread, never the capture path), at most every
-        # few minutes: no thread of its own to start and stop.
-        if self._retention is not None and self._retention.due():
-            self.prune_sent()
+        self._maybe_prune()
         return changed
 
+    def _maybe_prune(self) -> None:
+        # Piggy-backed on marks and receipts (the sync threads, never the capture path), at
+        # most every few minutes: no thread of its own to start and stop.
+        if self._retention is not None and self._retention.due():
+            self.prune_sent()
+
     def mark_finding_sent(self, finding_id: str) -> bool:
-        """The broker acknowledged this finding; False if it was unknown or already marked."""
+        """The broker acknowledged this finding; False if it was unknown or already marked.
+        It now awaits the office's receipt (:meth:`mark_receipted`)."""
         return self.mark_findings_sent([finding_id]) == 1
 
     def mark_findings_sent(self, finding_ids: Iterable[str]) -> int:

@@ -23,6 +23,11 @@ from edge.status_socket.protocol import (
 
 log = logging.getLogger(__name__)
 
+# The server makes room for a new client by dropping the one silent the longest; a screen
+# says "status" this often so that idle connections, not the screen, are the ones dropped.
+PING_INTERVAL_S = 1.0
+_PING_REQ = "ping"
+
 
 class RemoteRecorder:
     """A ``RecorderControl`` for a recorder in another process, reached through its socket.
@@ -47,6 +52,7 @@ class RemoteRecorder:
         self._reconnect_interval_s = reconnect_interval_s
         self._lock = threading.Lock()
         self._command_lock = threading.Lock()
+        self._send_lock = threading.Lock()  # the reader pings while a command may be sending
         self._sock: socket.socket | None = None
         self._latest = Status()
         self._latest_mono = 0.0
@@ -125,7 +131,8 @@ class RemoteRecorder:
             if sock is None:
                 return None
             try:
-                sock.sendall(encode_line({"cmd": cmd, "req": req}))
+                with self._send_lock:
+                    sock.sendall(encode_line({"cmd": cmd, "req": req}))
             except OSError:
                 return None
             deadline = time.monotonic() + self._reply_timeout_s
@@ -158,7 +165,15 @@ class RemoteRecorder:
 
     def _read_lines(self, sock: socket.socket) -> None:
         buf = b""
+        next_ping = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() >= next_ping:
+                next_ping = time.monotonic() + PING_INTERVAL_S
+                try:
+                    with self._send_lock:
+                        sock.sendall(encode_line({"cmd": "status", "req": _PING_REQ}))
+                except OSError:
+                    return
             try:
                 data = sock.recv(65536)
             except OSError:
@@ -177,7 +192,7 @@ class RemoteRecorder:
                 status = Status.from_json(json.dumps(msg["status"]))
                 with self._lock:
                     self._latest, self._latest_mono = status, time.monotonic()
-            elif msg.get("type") == "reply":
+            elif msg.get("type") == "reply" and msg.get("req") != _PING_REQ:
                 self._replies.put(msg)
         except (ValueError, KeyError, TypeError) as exc:
             # A newer recorder may send more than this screen understands; skip, keep going.

@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from edge.config_types import SECTION_CONFIG
 from edge.status import Status
 
 PROTOCOL_VERSION = 1
@@ -35,7 +36,7 @@ class RecorderControl(Protocol):
 class ScreenConfig(BaseModel):
     """Config section ``[screen]``: the driver's screen and the socket it attaches through."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SECTION_CONFIG
 
     lang: Literal["auto", "ja", "en"] = Field(
         default="auto",

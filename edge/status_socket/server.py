@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import selectors
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.status_socket.guard import MarkBucket, parse_command
 from edge.status_socket.protocol import (
     COMMANDS,
     MAX_LINE_BYTES,
@@ -36,6 +36,9 @@ class _Client:
     replies: deque[bytes] = field(default_factory=deque)
     latest_status: bytes | None = None
     dropped_statuses: int = 0
+    # When it last sent us anything (or connected): the longest-silent one makes room.
+    last_input_mono: float = field(default_factory=time.monotonic)
+    marks: MarkBucket = field(default_factory=MarkBucket)
 
 
 class StatusServer:
@@ -43,7 +46,10 @@ class StatusServer:
 
     One thread serves every client with non-blocking sockets: a client that stops reading
     only ever has the newest status waiting for it (older ones are dropped and counted), so
-    a stuck screen can neither slow the recorder nor grow its memory.
+    a stuck screen can neither slow the recorder nor grow its memory. Commands are bounded
+    (``guard.parse_command``), marks are rate-limited per client and in all, a full house
+    makes room by dropping the client silent the longest (a screen pings every second),
+    a client whose handling fails is dropped alone, and a loop that dies anyway restarts.
     """
 
     def __init__(
@@ -69,6 +75,11 @@ class StatusServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self.dropped_statuses = 0
         self.status_errors = 0
+        self.refused_marks = 0
+        self.evicted_clients = 0
+        self.restarts = 0
+        # Reconnecting must not buy a script a fresh bucket: a second, wider one for everyone.
+        self._all_marks = MarkBucket(burst=2 * MarkBucket.burst, refill_s=MarkBucket.refill_s / 2)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -122,6 +133,22 @@ class StatusServer:
     # -- serving -------------------------------------------------------------------------
 
     def _serve(self) -> None:
+        """Serve until stopped; a loop that dies is logged and started again, so one bad
+        moment never leaves every later screen with "no recorder answers"."""
+        while not self._stop.is_set():
+            try:
+                self._serve_once()
+            except Exception:
+                log.exception("status socket server loop failed; restarting it")
+            if self._stop.is_set():
+                return
+            self.restarts += 1
+            # Its selector is gone with it: the screens reconnect by themselves.
+            for client in list(self._clients.values()):
+                self._close_client(client)
+            self._stop.wait(0.2)
+
+    def _serve_once(self) -> None:
         assert self._listener is not None
         sel = selectors.DefaultSelector()
         sel.register(self._listener, selectors.EVENT_READ, None)
@@ -141,16 +168,20 @@ class StatusServer:
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(64)
                     else:
-                        client: _Client = key.data
-                        if events & selectors.EVENT_READ:
-                            self._read(client, sel)
-                        if events & selectors.EVENT_WRITE and client.sock.fileno() >= 0:
-                            self._write(client, sel)
-        except Exception:
-            # The recorder must go on recording; only the screens lose their feed.
-            log.exception("status socket server stopped")
+                        self._serve_client(key.data, events, sel)
         finally:
             sel.close()
+
+    def _serve_client(self, client: _Client, events: int, sel: selectors.BaseSelector) -> None:
+        try:
+            if events & selectors.EVENT_READ:
+                self._read(client, sel)
+            if events & selectors.EVENT_WRITE and client.sock.fileno() >= 0:
+                self._write(client, sel)
+        except Exception:
+            # Whatever one client provoked costs that client its connection, nobody else.
+            log.exception("status socket: dropping a client whose request failed")
+            self._drop(client, sel)
 
     def _accept(self, sel: selectors.BaseSelector) -> None:
         assert self._listener is not None
@@ -159,8 +190,7 @@ class StatusServer:
         except (BlockingIOError, InterruptedError):
             return
         if self.client_count >= self._max_clients:
-            sock.close()
-            return
+            self._evict_longest_silent(sel)
         sock.setblocking(False)
         client = _Client(sock)
         client.replies.append(encode_line({"type": "hello", "protocol": PROTOCOL_VERSION}))
@@ -169,6 +199,16 @@ class StatusServer:
         sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
         # A new screen should not wait a whole period for its first picture.
         self._queue_status(client, self._status_line())
+
+    def _evict_longest_silent(self, sel: selectors.BaseSelector) -> None:
+        """Idle connections must not lock the real screen out: the one that has said nothing
+        for the longest goes (a screen pings every second, so it is never that one)."""
+        with self._clients_lock:
+            oldest = min(self._clients.values(), key=lambda c: c.last_input_mono, default=None)
+        if oldest is not None:
+            self.evicted_clients += 1
+            log.warning("status socket: %d clients; dropping the longest silent", self._max_clients)
+            self._drop(oldest, sel)
 
     def _read(self, client: _Client, sel: selectors.BaseSelector) -> None:
         try:
@@ -181,13 +221,20 @@ class StatusServer:
             self._drop(client, sel)
             return
         client.inbuf += data
-        while b"\n" in client.inbuf:
+        client.last_input_mono = time.monotonic()
+        self._handle_lines(client)
+        if b"\n" not in client.inbuf and len(client.inbuf) > MAX_LINE_BYTES:
+            log.warning("status socket: dropping a client that sends no line ends")
+            self._drop(client, sel)
+
+    def _handle_lines(self, client: _Client) -> None:
+        """Answer the complete lines waiting, as far as the reply queue allows; the rest wait
+        (and the client is not read) until it has taken its replies: back-pressure on that
+        client alone, whose writes then block, instead of memory or other clients."""
+        while len(client.replies) < MAX_PENDING_REPLIES and b"\n" in client.inbuf:
             raw, _, rest = bytes(client.inbuf).partition(b"\n")
             client.inbuf = bytearray(rest)
             self._handle(client, raw)
-        if len(client.inbuf) > MAX_LINE_BYTES or len(client.replies) > MAX_PENDING_REPLIES:
-            log.warning("status socket: dropping a client that floods commands")
-            self._drop(client, sel)
 
     def _write(self, client: _Client, sel: selectors.BaseSelector) -> None:
         while True:
@@ -208,11 +255,15 @@ class StatusServer:
             client.sending = client.sending[sent:]
             if client.sending:
                 return
+            self._handle_lines(client)
 
     def _update_interest(self, sel: selectors.BaseSelector) -> None:
         for client in list(self._clients.values()):
             wants_write = bool(client.sending or client.replies or client.latest_status)
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants_write else 0)
+            wants_read = len(client.replies) < MAX_PENDING_REPLIES
+            events = (selectors.EVENT_READ if wants_read else 0) | (
+                selectors.EVENT_WRITE if wants_write else 0
+            )
             with contextlib.suppress(KeyError, ValueError):
                 if sel.get_key(client.sock).events != events:
                     sel.modify(client.sock, events, client)
@@ -256,12 +307,14 @@ class StatusServer:
         client.latest_status = line
 
     def _handle(self, client: _Client, raw: bytes) -> None:
-        cmd, req = _parse_command(raw)
+        cmd, req = parse_command(raw)
         if cmd is None:
             return
         reply: dict[str, Any] = {"type": "reply", "cmd": cmd, "req": req}
         try:
-            if cmd == "mark":
+            if cmd == "mark" and not self._may_mark(client):
+                reply.update(ok=False, error=_TOO_MANY_MARKS)
+            elif cmd == "mark":
                 finding_id = self._control.mark_manual()
                 reply.update(ok=finding_id is not None, finding_id=finding_id)
                 if finding_id is None:
@@ -282,20 +335,18 @@ class StatusServer:
             reply.update(ok=False, error=f"{type(exc).__name__}: {exc}")
         client.replies.append(encode_line(reply))
 
+    def _may_mark(self, client: _Client) -> bool:
+        if client.marks.take() and self._all_marks.take():
+            return True
+        self.refused_marks += 1
+        if self.refused_marks in (1, 10) or self.refused_marks % 100 == 0:
+            log.warning("status socket: %d marks refused (too fast)", self.refused_marks)
+        return False
 
-def _parse_command(raw: bytes) -> tuple[str | None, Any]:
-    text = raw.decode("utf-8", errors="replace").strip()
-    if not text:
-        return None, None
-    if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            return f"<invalid JSON: {exc.msg}>", None
-        if not isinstance(obj, dict):
-            return "<invalid: not an object>", None
-        return str(obj.get("cmd", "")).strip().lower(), obj.get("req")
-    return text.lower(), None
+
+_TOO_MANY_MARKS = (
+    f"too many marks: at most {MarkBucket.burst} at once, then one every {MarkBucket.refill_s:g} s"
+)
 
 
 def _someone_listens(path: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -36,19 +37,37 @@ def fit_image_head(model: RoadDamageNet, data: Path, input_size: int) -> dict[st
     }
 
 
+# The TorchScript exporter (dynamo=False), pinned on purpose, with torch pinned in the `train`
+# extra. The torch.export-based exporter (torch's default since 2.9) names nodes
+# "node_Conv_1059" instead of by module scope ("/_blocks.0/..."), and folds the graph
+# differently (113 nodes instead of 528 for this net): the INT8 quantiser keeps the stem and
+# the first three blocks in FP32 by those scope names (models.quantize.EARLY_FP32_PREFIXES),
+# and with the new exporter they would silently match nothing (box-level macro-F1 0.577 ->
+# about 0.545, README "INT8 details"). Moving means selecting those nodes from the new
+# exporter's name-scope metadata and validating a new model against the shipped one.
+_LEGACY_EXPORTER_NOTICES = (
+    "You are using the legacy TorchScript-based ONNX export",
+    "The feature will be removed",
+)
+
+
 def export_onnx(model: RoadDamageNet, onnx_out: Path, input_size: int) -> None:
     model.eval()
     dummy = torch.zeros(1, 3, input_size, input_size)
     outputs = ["heat", "box"] + (["image_logits"] if model.image_head is not None else [])
-    torch.onnx.export(
-        model,
-        (dummy,),
-        str(onnx_out),
-        input_names=["image"],
-        output_names=outputs,
-        opset_version=OPSET,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # Known and decided (above): not news at every export.
+        for notice in _LEGACY_EXPORTER_NOTICES:
+            warnings.filterwarnings("ignore", message=notice, category=DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(onnx_out),
+            input_names=["image"],
+            output_names=outputs,
+            opset_version=OPSET,
+            dynamo=False,
+        )
 
 
 def export_package(

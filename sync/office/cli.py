@@ -47,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          help="how long the broker queues for us while we are away")  # fmt: skip
     receive.add_argument("--site-radius-m", type=float, default=5.0,
                          help="findings of one type this close form one damage site")  # fmt: skip
+    receive.add_argument("--receipt-batch-s", type=float, default=0.2,
+                         help="receipts to vehicles gather this long, then go")  # fmt: skip
     receive.add_argument("--duration-s", type=float, default=None,
                          help="stop after S seconds (default: until signalled)")  # fmt: skip
     receive.set_defaults(handler=_receive)
@@ -79,8 +81,14 @@ def _receive(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"roadpatrol office receive: {exc}", file=sys.stderr)
         return 1
+    if args.receipt_batch_s <= 0:
+        raise UsageError(f"--receipt-batch-s {args.receipt_batch_s}: must be positive")
     receiver = OfficeReceiver(
-        cfg, store, client_id=args.client_id, session_expiry_s=args.session_expiry_s
+        cfg,
+        store,
+        client_id=args.client_id,
+        session_expiry_s=args.session_expiry_s,
+        receipt_batch_s=args.receipt_batch_s,
     )
     done = threading.Event()
 

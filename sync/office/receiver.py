@@ -1,13 +1,14 @@
 """The office receiver: MQTT messages from the fleet into the office database.
 
-Subscribes to ``<prefix>/+/#`` with a persistent session (clean start off, a session expiry),
-so messages published while the receiver is down wait at the broker. Acknowledgements are
+Subscribes to ``<prefix>/+/#`` with a persistent session (clean start off, a session expiry), so
+messages published while the receiver is down wait at the broker. After each finding or image is
+committed, its receipt goes back to the vehicle (sync.office.receipts). Acknowledgements are
 manual: a message is acked only after it is stored, or after it was judged malformed and
 skipped, so a database failure makes the broker deliver it again instead of losing it.
 
 Everything a vehicle (or anyone able to publish) sends is untrusted: size-capped before parsing,
-JSON-parsed strictly, validated against the payload schemas, and only validated ids ever name
-an image file.
+JSON-parsed strictly, validated against the payload schemas, and only validated ids ever name an
+image file.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.mqtt_config import MqttConfig
-from sync.mqtt_client import Backoff, make_client, reason_text
+from sync.mqtt_client import Backoff, connect, make_client, reason_text
+from sync.office.ownership import NotYours, Ownership
+from sync.office.receipts import ReceiptSender
 from sync.office.store import OfficeStore
 from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAG, VEHICLE_ID_RE, schema_errors
 
@@ -80,10 +84,18 @@ def _validated(kind: str, document: Any) -> dict[str, Any]:
 class MessageHandler:
     """Turns one MQTT message into store writes, or raises Rejected. No network in here."""
 
-    def __init__(self, store: OfficeStore, topic_prefix: str = "roadpatrol/v1") -> None:
+    def __init__(
+        self,
+        store: OfficeStore,
+        topic_prefix: str = "roadpatrol/v1",
+        on_stored: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         self.store = store
         self.prefix_levels = topic_prefix.split("/")
         self.stats = ReceiverStats()
+        self.ownership = Ownership(store)
+        # (vehicle id, 'finding' | 'image', finding id), after the commit: the receipt.
+        self.on_stored = on_stored or (lambda vehicle_id, kind, finding_id: None)
 
     def handle(
         self,
@@ -106,6 +118,8 @@ class MessageHandler:
             return self._image(vehicle_id, rest[0], payload, content_type, user_properties)
         if rest:
             raise Rejected(f"unexpected topic levels after {kind!r}")
+        if kind == "receipt":  # our own receipts to the vehicle (MQTT 3.1.1 has no no-local)
+            return "receipt"
         if kind == "finding":
             return self._finding(vehicle_id, payload)
         if kind == "track":
@@ -118,7 +132,16 @@ class MessageHandler:
         doc = _validated("finding", _parse_json(payload))
         if doc["vehicle_id"] != vehicle_id:
             raise Rejected(f"finding of vehicle {doc['vehicle_id']!r} under another's topic")
-        if self.store.add_finding(doc):
+        try:
+            self.ownership.check_finding(vehicle_id, doc)
+        except NotYours as exc:
+            raise Rejected(str(exc)) from None
+        new = self.store.add_finding(doc)
+        self.on_stored(vehicle_id, "finding", doc["id"])
+        if self.ownership.adopt(vehicle_id, doc["id"]):  # its image came first
+            self.stats.images += 1
+            self.on_stored(vehicle_id, "image", doc["id"])
+        if new:
             self.stats.findings += 1
             return "finding"
         self.stats.duplicates += 1
@@ -148,11 +171,22 @@ class MessageHandler:
                 _validated("image", props)
                 if props["finding_id"] != finding_id or props["vehicle_id"] != vehicle_id:
                     raise Rejected("image user properties disagree with its topic")
-        if self.store.add_image(vehicle_id, finding_id, payload):
+        try:
+            verdict = self.ownership.image_verdict(vehicle_id, finding_id, payload)
+            if verdict == "park":
+                # Not receipted: only an image attached to its finding is stored for good.
+                self.ownership.park(vehicle_id, finding_id, payload)
+                return "parked"
+        except NotYours as exc:
+            raise Rejected(str(exc)) from None
+        added = verdict == "store" and self.store.add_image(vehicle_id, finding_id, payload)
+        # Its finding's image is in the office now (a conflicting copy keeps the first).
+        self.on_stored(vehicle_id, "image", finding_id)
+        if added:
             self.stats.images += 1
             return "image"
         self.stats.duplicates += 1
-        return "duplicate"
+        return "duplicate"  # 'conflict' (other bytes) is logged by ownership, first kept
 
     def _track(self, vehicle_id: str, payload: bytes) -> str:
         doc = _validated("track", _parse_json(payload))
@@ -180,16 +214,22 @@ class OfficeReceiver:
         *,
         client_id: str = "roadpatrol-office",
         session_expiry_s: int = 7 * 24 * 3600,
+        receipt_batch_s: float = 0.2,
     ) -> None:
         self.cfg = cfg
         self.client_id = client_id
         self.session_expiry_s = session_expiry_s
-        self.handler = MessageHandler(store, cfg.topic_prefix)
+        self.receipts = ReceiptSender(
+            cfg.topic_prefix, lambda: self._client, batch_s=receipt_batch_s
+        )
+        self.handler = MessageHandler(store, cfg.topic_prefix, self.receipts.stored)
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None
         self.last_error: str | None = None
+        self._attempts = 0  # connection attempts since the last success, for the log
+        self._backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self._thread = threading.Thread(target=self._run, name="office-receiver", daemon=True)
 
     @property
@@ -201,9 +241,11 @@ class OfficeReceiver:
         return self._connected.is_set()
 
     def start(self) -> None:
+        self.receipts.start()
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        self.receipts.stop()  # what is stored gets its receipt before we go
         self._stopping.set()
         with self._lock:
             if self._client is not None:
@@ -215,51 +257,79 @@ class OfficeReceiver:
         return self._connected.wait(timeout_s)
 
     def _run(self) -> None:
-        backoff = Backoff(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s)
+        """Connect, serve until the connection ends, wait, connect again: each attempt and its
+        outcome in the log (paho's own reconnect loop retries silently)."""
         while not self._stopping.is_set():
+            self._attempts += 1
+            client = self._connect(self._attempts)
+            if client is not None:
+                self._serve(client)
+            self._connected.clear()
+            if self._stopping.is_set():
+                return
+            delay = self._backoff.next_delay_s()
+            log.info(
+                "reconnecting to %s:%d in %.1f s (attempt %d)",
+                self.cfg.host, self.cfg.port, delay, self._attempts + 1,
+            )  # fmt: skip
+            self._stopping.wait(delay)
+
+    def _connect(self, attempt: int) -> mqtt.Client | None:
+        """One TCP/TLS connect and CONNECT; the CONNACK arrives in :meth:`_serve`."""
+        where = f"{self.cfg.host}:{self.cfg.port}"
+        try:
             client = make_client(self.cfg, self.client_id, clean_start=False)
-            client.manual_ack_set(True)
-            client.reconnect_delay_set(
-                int(max(1, self.cfg.reconnect_min_s)), int(max(1, self.cfg.reconnect_max_s))
-            )
-            client.on_connect = self._on_connect
-            client.on_disconnect = self._on_disconnect
-            client.on_subscribe = self._on_subscribe
-            client.on_message = self._on_message
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                self._client = client
-            if self.cfg.protocol == "5":
-                props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = self.session_expiry_s
-                client.connect_async(
-                    self.cfg.host, self.cfg.port, self.cfg.keepalive_s,
-                    clean_start=False, properties=props,
-                )  # fmt: skip
-            else:
-                client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
+        except ValueError as exc:  # a certificate or password file that cannot be read
+            self.last_error = str(exc)
+            log.error("attempt %d to connect to %s failed: %s", attempt, where, exc)
+            return None
+        client.manual_ack_set(True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        with self._lock:
+            if self._stopping.is_set():
+                return None
+            self._client = client
+        log.info("connecting to %s (attempt %d)", where, attempt)
+        try:
+            connect(client, self.cfg, clean_start=False, session_expiry_s=self.session_expiry_s)
+        except (OSError, ssl.SSLError) as exc:
+            self.last_error = f"cannot connect to {where}: {exc}"
+            log.warning("attempt %d to connect to %s failed: %s", attempt, where, exc)
+            return None
+        return client
+
+    def _serve(self, client: mqtt.Client) -> None:
+        while not self._stopping.is_set():
             try:
-                client.loop_forever(retry_first_connection=True)
+                rc = client.loop(timeout=1.0)
             except Exception as exc:  # a bug must not end the office's intake silently
                 log.exception("receiver network loop failed: %s", exc)
-            self._connected.clear()
-            if not self._stopping.is_set():
-                self._stopping.wait(backoff.next_delay_s())
+                return
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any
     ) -> None:
         if reason_code.is_failure:
             self.last_error = f"broker refused the connection: {reason_text(reason_code)}"
-            log.error("%s", self.last_error)
+            log.error("attempt %d: %s", self._attempts, self.last_error)
             return
-        client.subscribe(f"{self.cfg.topic_prefix}/+/#", qos=1)
+        topic = f"{self.cfg.topic_prefix}/+/#"
+        if client.protocol == mqtt.MQTTv5:  # not our own receipts back
+            client.subscribe(topic, options=SubscribeOptions(qos=1, noLocal=True))
+        else:
+            client.subscribe(topic, qos=1)
         self.last_error = None
         log.info(
-            "connected to %s:%d (session present: %s)",
-            self.cfg.host, self.cfg.port, getattr(flags, "session_present", None),
+            "connected to %s:%d (attempt %d, session present: %s)",
+            self.cfg.host, self.cfg.port, self._attempts, getattr(flags, "session_present", None),
         )  # fmt: skip
+        self._backoff.reset()
+        self._attempts = 0  # the next outage counts its attempts from 1
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, props: Any
@@ -276,7 +346,7 @@ class OfficeReceiver:
     ) -> None:
         self._connected.clear()
         if not self._stopping.is_set():
-            log.warning("disconnected from broker: %s", reason_text(reason_code))
+            log.warning("disconnected from broker: %s; reconnecting", reason_text(reason_code))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -301,6 +371,7 @@ class OfficeReceiver:
             self.handler.stats.store_failures += 1
             self.last_error = f"cannot store message: {exc}"
             log.error("cannot store message on %r: %s; reconnecting", topic, exc)
+            self.receipts.flush()  # what was stored before it still gets its receipt
             client.disconnect()
             return
         except Exception:

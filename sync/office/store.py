@@ -130,6 +130,17 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
+def write_durably(path: Path, data: bytes) -> None:
+    """Write, fsync and rename into place: the file is whole or absent after a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def _now() -> str:
     return format_utc(datetime.now(UTC))
 
@@ -273,13 +284,7 @@ class OfficeStore:
         ).fetchone()
         if known:
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".jpg.part")
-        with open(tmp, "wb") as fh:
-            fh.write(jpeg)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_durably(path, jpeg)
         with self.transaction():
             self._db.execute(
                 "INSERT OR IGNORE INTO images VALUES (?,?,?,?,?)",

@@ -4,7 +4,8 @@ Run: nice -n 10 python -m pytest tests/bench/test_bench_sync.py -s -p no:cachepr
 
 Three phases against one broker, in one run so the ratios compare like with like:
   A. a bare paho QoS 1 publish loop of the same payloads, held in memory (the baseline);
-  B. `roadpatrol sync drain` of the outbox, every record marked durably on PUBACK;
+  B. `roadpatrol sync drain --no-wait-receipts` of the outbox, every record marked durably
+     on PUBACK (no office runs, so it does not wait for receipts);
   C. the office receiver ingesting the same 20,000 messages queued for its session.
 No subscriber is connected during A and B. Peak memory is each subprocess's VmHWM.
 """
@@ -130,7 +131,8 @@ def test_drain_rate_vs_bare_paho_and_receiver_ingest(setup: Any, benchmark: Any)
 
     def drain() -> dict[str, Any]:
         cmd = [sys.executable, "-m", "sync", "sync", "drain", "--data-dir", str(root / "data"),
-               "--broker", f"127.0.0.1:{broker.port}", "--json", "--timeout", "900"]  # fmt: skip
+               "--broker", f"127.0.0.1:{broker.port}", "--json", "--timeout", "900",
+               "--no-wait-receipts"]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         rss = PeakRss(proc.pid)
         out, _ = proc.communicate(timeout=1000)
