@@ -347,6 +347,8 @@ class Recorder:
                 alerts.append(Alert.CAMERA_LOST)
         if outbox.disk_low:
             alerts.append(Alert.DISK_LOW)
+        if outbox.evicting:
+            alerts.append(Alert.EVICTING_IMAGES)
         if self.model_error:
             alerts.append(Alert.MODEL_REFUSED)
         silent_s, mqtt = outbox.office_silent_s, self.config.mqtt

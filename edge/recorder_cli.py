@@ -129,7 +129,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     lock = RecorderLock(config.vehicle.data_dir)
     try:
         lock.acquire()  # before anything is opened: a second recorder touches nothing
-        recorder = Recorder(config).start()
+        recorder = Recorder(config)
+        for note in recorder.outbox.notes:  # a full disk, a floor fitted to it, a salvage
+            print(f"roadpatrol run: {note}", file=sys.stderr)
+        recorder.start()
     except (RecorderBusy, OutboxError, OSError) as exc:
         lock.release()
         print(f"roadpatrol run: {exc}", file=sys.stderr)
@@ -180,7 +183,7 @@ def _demo(args: argparse.Namespace, data_dir: Path) -> int:
         logging.basicConfig(level=logging.WARNING)
     try:
         recorder = Recorder(config, lockstep=args.fast)
-    except ModelPackageError as exc:
+    except (ModelPackageError, OutboxError) as exc:
         raise UsageError(str(exc)) from exc
     if recorder.model_error:
         recorder.outbox.close()

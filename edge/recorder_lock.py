@@ -13,6 +13,7 @@ a restart.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -57,8 +58,9 @@ class RecorderLock:
             ) from None
         file.seek(0)
         file.truncate()
-        file.write(f"{os.getpid()}\n")
-        file.flush()
+        # On a full disk the lock holds all the same: the pid only words the message.
+        with contextlib.suppress(OSError):
+            os.write(file.fileno(), f"{os.getpid()}\n".encode())
         self._file = file
         return self
 

@@ -67,6 +67,7 @@ class OutboxStatus:
     stored: int = 0
     disk_free_bytes: int | None = None
     disk_low: bool = False
+    evicting: bool = False  # images were deleted lately to make room (cap or free-space floor)
     pruned: int = 0  # findings deleted after the office receipted them (keep_sent_days)
     # Findings and images the broker acknowledged that the office has not receipted yet.
     awaiting_receipt: int = 0
@@ -141,6 +142,7 @@ class Alert:
     NO_GPS_FIX = "no_gps_fix"
     CAMERA_LOST = "camera_lost"
     DISK_LOW = "disk_low"
+    EVICTING_IMAGES = "evicting_images"
     MODEL_REFUSED = "model_refused"
     CLOCK_NOT_SET = "clock_not_set"
     # A replayed drive (the demo, a video file or folder that does not loop) has been played

@@ -99,6 +99,8 @@ _EN: Final[dict[str, str]] = {
     "alert.camera_lost": "CAMERA LOST — nothing is recorded. Check the camera cable; the "
     "recorder reconnects by itself.",
     "alert.disk_low": "DISK NEARLY FULL — photos are being dropped. Unload the data at the office.",
+    "alert.evicting_images": "EVICTING IMAGES to make room — findings are kept, their photos "
+    "are not. Unload the data at the office.",
     "alert.model_refused": "MODEL REFUSED — no automatic grading. Call a technician; mark "
     "damage by hand with m.",
     "alert.clock_not_set": "CLOCK NOT SET — times may be wrong. Wait for a GPS fix or set "
@@ -209,6 +211,8 @@ _JA: Final[dict[str, str]] = {
     "alert.camera_lost": "カメラ接続なし：記録できません。ケーブルを確認してください"
     "(自動で再接続します)",
     "alert.disk_low": "ディスク残量わずか：写真を間引いています。帰庁してデータを降ろしてください",
+    "alert.evicting_images": "空き容量確保のため写真を削除中：記録は残ります。帰庁してデータを"
+    "降ろしてください",
     "alert.model_refused": "モデル読込不可：自動判定できません。技術担当に連絡し、損傷はmで"
     "手動記録してください",
     "alert.clock_not_set": "時計未設定：時刻が不正確です。GPS測位を待つか時計を合わせてください",

@@ -17,6 +17,8 @@ from typing import Any
 
 from edge.cli import UsageError
 from edge.mqtt_config import MqttConfig
+from edge.outbox import recover_cli
+from edge.outbox.quarantine import quarantined
 from edge.outbox.queries import summary
 from edge.outbox.schema import DB_NAME, connect_read_only
 
@@ -39,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--json", action="store_true", help="Print one JSON object (stable snake_case keys)."
     )
     status.set_defaults(handler=run_status)
+    recover_cli.register(actions)
 
 
 def status_dict(data_dir: Path) -> dict[str, Any]:
@@ -58,6 +61,8 @@ def status_dict(data_dir: Path) -> dict[str, Any]:
         "database": str(db),
         **report,
         "disk_free_bytes": shutil.disk_usage(data_dir).free,
+        # Pictures whose record was lost; `outbox recover` rebuilds findings from them.
+        "quarantined_images": len(quarantined(data_dir)),
     }
 
 
@@ -94,6 +99,11 @@ def _text(r: dict[str, Any]) -> str:
         f"  graded frames     {frames}",
         f"  disk free         {_mib(r['disk_free_bytes'])}",
     ]
+    if r["quarantined_images"]:
+        lines.append(
+            f"  quarantined       {r['quarantined_images']} images without a record "
+            "(run `roadpatrol outbox recover`)"
+        )
     silent = r["office_silent_s"]
     if silent is not None and silent >= _ALERT_S:
         lines.append(f"  the office has not confirmed anything for {_age(silent)}")

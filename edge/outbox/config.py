@@ -29,7 +29,9 @@ class OutboxConfig(BaseModel):
         ge=0,
         description=(
             "Free space to keep on the data disk, in MiB. Below it, images are deleted in the "
-            "same order as over the cap, and the status reports the disk as low."
+            "same order as over the cap, and the status reports the disk as low. On a small "
+            "disk it is lowered to 20 % of the disk, and it is never below the outbox's "
+            "reserve for records (2 % of the disk, 128 KiB to 4 MiB); start-up says so."
         ),
     )
 

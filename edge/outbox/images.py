@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 from datetime import UTC
@@ -10,7 +11,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import piexif
+import piexif.helper
 
+from edge.serialize import finding_to_dict
 from edge.types import Finding
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,11 @@ def exif_for(finding: Finding) -> bytes:
         piexif.ExifIFD.DateTimeOriginal: when.strftime("%Y:%m:%d %H:%M:%S").encode(),
         piexif.ExifIFD.SubSecTimeOriginal: f"{when.microsecond:06d}".encode(),
         piexif.ExifIFD.OffsetTimeOriginal: b"+00:00",
+        # The whole record, so that the picture alone can rebuild its finding when the row is
+        # lost (edge.outbox.quarantine, edge.outbox.recover).
+        piexif.ExifIFD.UserComment: piexif.helper.UserComment.dump(
+            json.dumps(finding_to_dict(finding), separators=(",", ":")), encoding="ascii"
+        ),
     }
     gps: dict[int, object] = {}
     p = finding.position
@@ -106,9 +114,10 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` is either absent or complete, even after a power cut."""
+    """Write ``data`` so that ``path`` is either absent or complete, even after a power cut.
+    The file is the service user's only (0600): it shows the road and where the car was."""
     tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         try:
             view = memoryview(data)

@@ -1,4 +1,11 @@
-"""The outbox database: its tables, opening it durably, and setting a corrupt one aside."""
+"""The outbox database: its tables, opening it durably, and setting a corrupt one aside.
+
+Only corruption (SQLITE_CORRUPT/SQLITE_NOTADB, or a failing quick_check of a readable file)
+sets a database aside; a full disk or an I/O error never does (edge.outbox.diskspace): the
+lock owner then makes room and tries once more, or reports the error with the file kept.
+The database, its side files and the data directory are the service user's only (0600/0700):
+findings carry positions and photos of the public road.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,13 @@ import fcntl
 import logging
 import os
 import sqlite3
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from edge.outbox import receipts
+from edge.outbox.diskspace import is_corruption, is_disk_full, make_room_to_open, wal_pages_for
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +103,8 @@ class DataDirLock:
     """
 
     def __init__(self, data_dir: Path) -> None:
-        self._file: IO[bytes] | None = open(data_dir / LOCK_NAME, "ab")  # noqa: SIM115
+        fd = os.open(data_dir / LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._file: IO[bytes] | None = os.fdopen(fd, "ab")
         try:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             self.owner = True
@@ -107,7 +117,7 @@ class DataDirLock:
             self._file = None
 
 
-def connect(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
+def connect(path: Path, *, busy_timeout_s: float, wal_pages: int = 1000) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
     )
@@ -118,6 +128,9 @@ def connect(path: Path, *, busy_timeout_s: float) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit that returned survives a power cut, not just a crash.
     conn.execute("PRAGMA synchronous=FULL")
+    # On a small disk a checkpoint comes sooner, and the WAL is cut back after it.
+    conn.execute(f"PRAGMA wal_autocheckpoint={wal_pages:d}")
+    conn.execute(f"PRAGMA journal_size_limit={wal_pages * 4096:d}")
     return conn
 
 
@@ -127,7 +140,8 @@ def connect_read_only(path: Path, *, busy_timeout_s: float = 5.0) -> sqlite3.Con
 
 
 def check_integrity(path: Path) -> str | None:
-    """None when SQLite's quick_check passes; otherwise what is wrong."""
+    """None when SQLite's quick_check passes; otherwise what is wrong with the file. Errors
+    that say nothing about the file (a full disk, an I/O error, a lock) are raised."""
     try:
         conn = sqlite3.connect(path, timeout=5.0)
         try:
@@ -135,11 +149,13 @@ def check_integrity(path: Path) -> str | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise
         return str(exc)
     problems = [str(r[0]) for r in rows]
     if problems == ["ok"]:
         return None
-    return "; ".join(problems[:5])
+    return "; ".join(problems[:5])[:500]
 
 
 def set_aside(data_dir: Path, reason: str) -> Path:
@@ -193,21 +209,69 @@ def create_schema(conn: sqlite3.Connection, db_path: Path) -> None:
     )
 
 
-def open_database(
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What opening found: where a corrupt database went (None: it was sound), and the image
+    files deleted because a full disk left no room to open it (their rows to mark evicted)."""
+
+    moved_to: Path | None = None
+    evicted_before_open: list[str] = field(default_factory=list)
+
+
+def private(path: Path, mode: int = 0o600) -> None:
+    """Narrow a file's (or folder's) permissions to the service user: an older outbox was
+    created world-readable."""
+    try:
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+    except OSError as exc:
+        log.warning("outbox: cannot restrict the permissions of %s (%s)", path, exc)
+
+
+def _open(
     data_dir: Path, opened: list[sqlite3.Connection], *, owner: bool, busy_timeout_s: float
 ) -> Path | None:
-    """Open the writer's and the reader's connections (appended to ``opened``, so that the
-    caller can close them if this fails halfway), creating the database and its image folder
-    if needed. The lock ``owner`` first sets a corrupt database aside: returns where it went.
-    """
     db_path = data_dir / DB_NAME
-    recovered_from = None
+    moved = None
     if owner and db_path.exists():
         problem = check_integrity(db_path)
         if problem is not None:
-            recovered_from = set_aside(data_dir, problem)
-    (data_dir / IMAGES_DIR).mkdir(exist_ok=True)
-    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s))
+            moved = set_aside(data_dir, problem)
+    images = data_dir / IMAGES_DIR
+    images.mkdir(mode=0o700, exist_ok=True)
+    if owner:
+        private(data_dir, 0o700)
+        private(images, 0o700)
+        # Created here, 0600, so that SQLite's -wal and -shm (which copy the database's
+        # permissions) are private too.
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
+            if (data_dir / name).exists():
+                private(data_dir / name)
+    wal_pages = wal_pages_for(data_dir)
+    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s, wal_pages=wal_pages))
     create_schema(opened[0], db_path)
-    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s))
-    return recovered_from
+    opened.append(connect(db_path, busy_timeout_s=busy_timeout_s, wal_pages=wal_pages))
+    return moved
+
+
+def open_database(
+    data_dir: Path, opened: list[sqlite3.Connection], *, owner: bool, busy_timeout_s: float
+) -> Opened:
+    """Open the writer's and the reader's connections (appended to ``opened``, so that the
+    caller can close them if this fails halfway), creating the database and its image folder
+    if needed. The lock ``owner`` first sets a corrupt database aside; when the disk is too
+    full to open it, it makes room (edge.outbox.diskspace) and tries once more.
+    """
+    try:
+        return Opened(_open(data_dir, opened, owner=owner, busy_timeout_s=busy_timeout_s))
+    except (sqlite3.Error, OSError) as exc:
+        if not owner or not is_disk_full(exc, data_dir):
+            raise
+        log.warning("outbox: %s: cannot open it, the disk is full (%s)", data_dir / DB_NAME, exc)
+    for conn in opened:
+        conn.close()
+    opened.clear()
+    evicted = make_room_to_open(data_dir, data_dir / DB_NAME, data_dir / IMAGES_DIR)
+    moved = _open(data_dir, opened, owner=owner, busy_timeout_s=busy_timeout_s)
+    return Opened(moved, evicted)

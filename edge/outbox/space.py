@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from edge.outbox.images import TMP_SUFFIX
 from edge.outbox.queries import EVICTED_BYTES, IMAGE_BYTES_ON_DISK, IMAGES_EVICTED
 
 log = logging.getLogger(__name__)
@@ -80,9 +79,9 @@ def enforce_limits(
     Only the rows change here (committed before this returns); the files are the caller's to
     delete, as (name, bytes), once it has released the write lock: unlinking hundreds of
     freshly written files takes most of a second, and writers must not wait for that. A
-    crash in between leaves orphan files (deleted by :func:`tidy` at the next open), never a
-    row pointing at a file that is gone. ``freeing_bytes``: evicted earlier and still being
-    deleted, so already as good as free.
+    crash in between leaves orphan files (deleted by edge.outbox.quarantine.tidy at the next
+    open), never a row pointing at a file that is gone. ``freeing_bytes``: evicted earlier
+    and still being deleted, so already as good as free.
     """
     (on_disk,) = conn.execute(
         "SELECT COALESCE(MAX(value), 0) FROM counters WHERE name = ?", (IMAGE_BYTES_ON_DISK,)
@@ -110,27 +109,3 @@ def enforce_limits(
             sum(v[2] for v in victims),
         )
     return [(name, size) for _, name, size in victims]
-
-
-def tidy(conn: sqlite3.Connection, images_dir: Path) -> None:
-    """Delete orphan images (no row wants them) and recount the bytes the images take."""
-    keep = {
-        name
-        for (name,) in conn.execute(
-            "SELECT image_name FROM findings WHERE image_state IN ('pending', 'sent')"
-        )
-    }
-    for path in images_dir.iterdir():
-        orphan = path.name.endswith(TMP_SUFFIX) or (path.suffix == ".jpg" and path.name not in keep)
-        if orphan and path.is_file():
-            log.info("outbox: deleting orphan image %s", path)
-            path.unlink(missing_ok=True)
-    with transaction(conn):
-        (total,) = conn.execute(
-            "SELECT COALESCE(SUM(image_bytes), 0) FROM findings "
-            "WHERE image_state IN ('pending', 'sent')"
-        ).fetchone()
-        conn.execute(
-            "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)",
-            (IMAGE_BYTES_ON_DISK, total),
-        )

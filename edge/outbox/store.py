@@ -3,7 +3,12 @@
 Layout of the data directory: ``outbox.sqlite3`` (WAL, synchronous=FULL), ``images/<id>.jpg``,
 ``outbox.lock``. A finding's image is written (fsync, atomic rename, fsync of the directory)
 before its row commits, so a crash leaves at most an orphan image, never a row whose image is
-missing. Orphans are deleted the next time the outbox is opened by the lock holder.
+missing. Orphans are moved to ``quarantine/`` the next time the lock holder opens the outbox
+(edge.outbox.quarantine): never deleted, their EXIF can rebuild the record.
+
+A full disk never loses a record (edge.outbox.diskspace): a reserve file gives its room to
+the records, images are evicted, and the write is tried once more. A corrupt database is set
+aside and what can be read of it is salvaged into the new one at once (edge.outbox.recover).
 
 Images of findings the office has are kept after sending (the crew can still look at them,
 and the office may ask again) until the cap or the free-space floor needs the room: then
@@ -26,24 +31,22 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from edge.outbox import queries, rows
+from edge.outbox import rows
 from edge.outbox.config import OutboxConfig
+from edge.outbox.diskspace import DiskGuard, is_disk_full
 from edge.outbox.frame_counts import FrameCounts
 from edge.outbox.images import is_jpeg, store_image
-from edge.outbox.queries import (
-    IMAGES_MISSING,
-    OutboxSummary,
-    PendingFinding,
-    PendingImage,
-    TrackPoint,
-)
+from edge.outbox.quarantine import opening_notes, tidy
+from edge.outbox.queries import IMAGES_MISSING
+from edge.outbox.reading import OutboxReads
 from edge.outbox.receipt_methods import OutboxReceipts
+from edge.outbox.recover import salvage_at_open
 from edge.outbox.retention import Pruned, Retention
 from edge.outbox.schema import DB_NAME, IMAGES_DIR, DataDirLock, OutboxError, open_database
-from edge.outbox.space import bump, disk_free_bytes, enforce_limits, tidy, transaction
+from edge.outbox.space import bump, enforce_limits, transaction
 from edge.outbox.unlinking import EvictedFiles, unlink_file
 from edge.status import OutboxStatus
 from edge.types import Finding, Fix
@@ -53,9 +56,10 @@ log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")  # the id names the image file
 
 
-class Outbox(OutboxReceipts):
-    """See the module docstring. Open with :meth:`open`; close with :meth:`close`. The
-    office's receipts: :class:`edge.outbox.receipt_methods.OutboxReceipts`."""
+class Outbox(OutboxReads, OutboxReceipts):
+    """See the module docstring. Open with :meth:`open`; close with :meth:`close`. Reading:
+    :class:`edge.outbox.reading.OutboxReads`; the office's receipts:
+    :class:`edge.outbox.receipt_methods.OutboxReceipts`."""
 
     def __init__(
         self,
@@ -73,7 +77,10 @@ class Outbox(OutboxReceipts):
         self.db_path = data_dir / DB_NAME
         self.images_dir = data_dir / IMAGES_DIR
         self.image_cap_bytes = image_cap_bytes
-        self.min_free_bytes = min_free_bytes
+        self._disk = DiskGuard(data_dir, min_free_bytes)
+        self.min_free_bytes = self._disk.floor_bytes  # in force on this disk
+        self.notes = self._disk.notes  # what the operator should read at start
+        self._monotonic = monotonic
         self._clock = clock  # Unix seconds: stored_at, sent_at, and retention's cutoff
         self._frame_counts = FrameCounts(monotonic=monotonic)
         self._retention = (
@@ -92,24 +99,38 @@ class Outbox(OutboxReceipts):
             raise OutboxError(f"{data_dir}: cannot use the data directory: {exc}") from exc
         opened: list[sqlite3.Connection] = []
         try:
-            # recovered_from: where a corrupt database was moved to, if it was.
-            self.recovered_from = open_database(
+            found = open_database(
                 data_dir, opened, owner=self._lock_file.owner, busy_timeout_s=busy_timeout_s
             )
+            # recovered_from: where a corrupt database was moved to, if it was.
+            self.recovered_from = found.moved_to
             self._wconn, self._rconn = opened
             if self._lock_file.owner:
-                with self._wlock:
-                    tidy(self._wconn, self.images_dir)
-                    evicted = self._evict()
-                self._evicted.delete(evicted)
+                self._housekeep_at_open(found.evicted_before_open)
             self.prune_sent()
         except BaseException as exc:
             for conn in opened:
                 conn.close()
             self._lock_file.release()
             if isinstance(exc, sqlite3.DatabaseError | OSError):
-                raise OutboxError(f"{self.db_path}: cannot open the outbox: {exc}") from exc
+                full = " (the disk is full; the outbox was kept as it is)"
+                raise OutboxError(
+                    f"{self.db_path}: cannot open the outbox: {exc}"
+                    + (full if is_disk_full(exc, data_dir) else "")
+                ) from exc
             raise
+
+    def _housekeep_at_open(self, evicted_before_open: list[str]) -> None:
+        """The lock holder's tidy-up: orphans, limits, the reserve, and salvage of a
+        database just set aside."""
+        with self._wlock:
+            quarantined = tidy(self._wconn, self.images_dir, evicted_before_open)
+            evicted = self._evict()
+        self._evicted.delete(evicted)
+        for note in opening_notes(self.data_dir, len(evicted_before_open), quarantined):
+            self._disk.note(note)
+        if self.recovered_from is not None:
+            self._disk.note(salvage_at_open(self.recovered_from, self.data_dir))
 
     @classmethod
     def open(
@@ -198,23 +219,42 @@ class Outbox(OutboxReceipts):
             image_name, image_bytes = None, 0
             if jpeg is not None:
                 image_name, image_bytes = store_image(self.images_dir, finding, jpeg)
-            with transaction(self._wconn) as conn:
-                inserted = rows.insert_finding(
-                    conn,
-                    finding,
-                    payload,
-                    stored_at=self._clock(),
-                    image_name=image_name,
-                    image_bytes=image_bytes,
-                )
-                if jpeg is not None and image_name is None:
-                    bump(conn, IMAGES_MISSING, 1)
-                written = self._frame_counts.write(conn)
-            self._frame_counts.written(written)
+
+            def insert() -> bool:
+                with transaction(self._wconn) as conn:
+                    inserted = rows.insert_finding(
+                        conn,
+                        finding,
+                        payload,
+                        stored_at=self._clock(),
+                        image_name=image_name,
+                        image_bytes=image_bytes,
+                    )
+                    if jpeg is not None and image_name is None:
+                        bump(conn, IMAGES_MISSING, 1)
+                    written = self._frame_counts.write(conn)
+                self._frame_counts.written(written)
+                return inserted
+
+            inserted = self._retry_when_full(insert)
             self._writes += 1
             evicted = self._evict()
         self._evicted.delete(evicted)
         return inserted
+
+    def _retry_when_full(self, write: Callable[[], bool]) -> bool:
+        """Run ``write``; if SQLite finds the disk full, release the reserve, evict images
+        (deleting them now: the record needs their room) and try once more. Under the write
+        lock."""
+        try:
+            return write()
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc, self.data_dir):
+                raise
+            log.error("outbox: the disk is full (%s): making room for the record", exc)
+            self._disk.make_room()
+            self._evicted.delete(self._evict())
+            return write()
 
     def replace_unsent(self, finding: Finding, jpeg: bytes | None) -> bool:
         """Update a stored finding that the broker has not acknowledged yet: a repeat sighting
@@ -238,10 +278,15 @@ class Outbox(OutboxReceipts):
                 if new_name is not None:
                     image = (new_name, new_bytes, "pending")
             old_bytes = old[1] if old[0] is not None and old[2] == "pending" else 0
-            with transaction(self._wconn) as conn:
-                rows.update_unsent_finding(
-                    conn, finding, payload, image=image, old_pending_bytes=old_bytes
-                )
+
+            def update() -> bool:
+                with transaction(self._wconn) as conn:
+                    rows.update_unsent_finding(
+                        conn, finding, payload, image=image, old_pending_bytes=old_bytes
+                    )
+                return True
+
+            self._retry_when_full(update)
             self._writes += 1
             return True
 
@@ -312,16 +357,34 @@ class Outbox(OutboxReceipts):
 
     def _evict(self) -> list[tuple[str, int]]:
         """Commit evictions (the caller holds the write lock); returns the files for
-        ``self._evicted.delete`` once the caller has released it."""
-        victims = enforce_limits(
-            self._wconn,
-            self.images_dir,
-            self.image_cap_bytes,
-            self.min_free_bytes,
-            freeing_bytes=self._evicted.freeing_bytes,
-        )
+        ``self._evicted.delete`` once the caller has released it. Housekeeping: when its
+        commit finds the disk full, the reserve gives it room; if it still fails, the write
+        that came first stands and the next one tries again."""
+
+        def evict() -> list[tuple[str, int]]:
+            return enforce_limits(
+                self._wconn,
+                self.images_dir,
+                self.image_cap_bytes,
+                self._disk.target_free_bytes,
+                freeing_bytes=self._evicted.freeing_bytes,
+            )
+
+        try:
+            try:
+                victims = evict()
+            except sqlite3.OperationalError as exc:
+                if not is_disk_full(exc, self.data_dir) or not self._disk.make_room():
+                    raise
+                victims = evict()
+        except sqlite3.OperationalError as exc:
+            log.warning("outbox: evicting images failed (%s); trying again at the next write", exc)
+            return []
         if victims:
             self._writes += 1
+            self._disk.evicted(len(victims), self._monotonic())
+        else:
+            self._disk.restore_reserve()
         return self._evicted.claim(victims)
 
     def prune_sent(self) -> Pruned:
@@ -338,73 +401,6 @@ class Outbox(OutboxReceipts):
         if pruned.anything:
             self._writes += 1
         return pruned
-
-    def disk_free_bytes(self) -> int:
-        return disk_free_bytes(self.images_dir)
-
-    # --- reading ---------------------------------------------------------------------------
-
-    def pending_findings(self, limit: int, exclude: Collection[str] = ()) -> list[PendingFinding]:
-        """Unacknowledged findings: grade 3 first, then by grade descending, oldest first."""
-        with self._rlock:
-            return queries.pending_findings(self._rconn, limit, exclude)
-
-    def pending_images(self, limit: int, exclude: Collection[str] = ()) -> list[PendingImage]:
-        """Unsent images, still on disk, of findings the office already has; same order."""
-        found: list[PendingImage] = []
-        missing: list[str] = []
-        skip = set(exclude)
-        while len(found) < limit:
-            with self._rlock:
-                batch = queries.unsent_image_rows(self._rconn, limit - len(found), skip)
-            if not batch:
-                break
-            for fid, name, size, grade in batch:
-                skip.add(fid)
-                path = self.images_dir / name
-                if path.is_file():
-                    found.append(PendingImage(fid, path, size, grade))
-                else:
-                    missing.append(fid)
-        if missing:
-            with self._wlock, transaction(self._wconn) as conn:
-                rows.mark_images_missing(conn, missing)
-                self._writes += 1
-        return found
-
-    def pending_track(self, limit: int) -> list[TrackPoint]:
-        with self._rlock:
-            return queries.pending_track(self._rconn, limit)
-
-    def summary(self) -> OutboxSummary:
-        with self._rlock:
-            return queries.summary(self._rconn)
-
-    def stats(self, max_age_s: float = 1.0) -> OutboxStatus:
-        """The status-line figures. With a long backlog the queries take tens of ms, so a
-        result up to ``max_age_s`` old is reused unless this Outbox has written since."""
-        cached = self._stats_cache
-        now = time.monotonic()
-        if cached is not None and cached[0] == self._writes and now - cached[1] < max_age_s:
-            return cached[2]
-        writes = self._writes
-        s = self.summary()
-        free = self.disk_free_bytes()
-        status = OutboxStatus(
-            pending=s.pending,
-            pending_bytes=s.pending_bytes,
-            oldest_age_s=s.oldest_age_s,
-            evictions=s.evictions,
-            stored=s.stored,
-            disk_free_bytes=free,
-            disk_low=free < self.min_free_bytes,
-            pruned=s.pruned_findings,
-            awaiting_receipt=s.awaiting_receipt + s.awaiting_receipt_images,
-            awaiting_receipt_age_s=s.awaiting_receipt_age_s,
-            office_silent_s=s.office_silent_s,
-        )
-        self._stats_cache = (writes, now, status)
-        return status
 
 
 __all__ = ["Outbox", "OutboxError"]
