@@ -27,6 +27,7 @@ from edge.ids import new_finding_id
 from edge.merge import MergeRules
 from edge.model_store.active import ActiveModel
 from edge.outbox import Outbox
+from edge.privacy.stage import stage_for
 from edge.status import (
     Alert,
     GpsStatus,
@@ -57,6 +58,8 @@ class Recorder:
         self.capture = CaptureThread.from_config(config.camera)
         self.sampler = DistanceSampler(config.sampling)
         self.models = ActiveModel(config)  # the store's active package, or the shipped one
+        # Finding images are anonymised in a thread of their own (edge.privacy.stage).
+        self.images = stage_for(config.privacy, self.outbox, config.pipeline.jpeg_quality)
         self.findings = FindingWriter(
             self.outbox,
             self.history,
@@ -66,7 +69,7 @@ class Recorder:
                 max_distance_m=config.pipeline.merge_distance_m,
                 min_x_overlap=config.pipeline.merge_min_iou,
             ),
-            jpeg_quality=config.pipeline.jpeg_quality,
+            images=self.images,
         )
         self._graded_q: DropOldestQueue[GradedFrame] = DropOldestQueue(config.pipeline.queue_size)
         self._stop = threading.Event()
@@ -149,6 +152,7 @@ class Recorder:
         self._graded_q.close()
         for thread in self._threads:
             thread.join(timeout=10.0)
+        self.images.close()  # what waits is anonymised and stored before the outbox closes
         self.outbox.close()
 
     def wait_ended(self, timeout_s: float | None = None) -> bool:
@@ -257,6 +261,7 @@ class Recorder:
             graded = self._graded_q.get(timeout_s=0.5)
             if graded is None:
                 if self._graded_q.closed:
+                    self.images.wait_idle()  # a finite replay has ended once its images are in
                     self._ended.set()
                     return
                 continue
@@ -337,6 +342,11 @@ class Recorder:
             alerts.append(Alert.DISK_LOW)
         if self.model_error:
             alerts.append(Alert.MODEL_REFUSED)
+        privacy = self.images.status()
+        if not privacy.enabled:
+            alerts.append(Alert.PRIVACY_OFF)
+        elif privacy.error:
+            alerts.append(Alert.PRIVACY_FAILED)
         by_grade, recent = self.findings.counts()
         return Status(
             recording=not self._stop.is_set() and not self._ended.is_set(),
@@ -349,6 +359,7 @@ class Recorder:
             model=model,
             outbox=outbox,
             link=link,
+            privacy=privacy,
             recent=recent,
             alerts=tuple(alerts),
         )

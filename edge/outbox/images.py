@@ -40,7 +40,9 @@ def _rational(value: float, denominator: int = 100) -> tuple[int, int]:
     return round(value * denominator), denominator
 
 
-def exif_for(finding: Finding) -> bytes:
+def exif_for(finding: Finding, note: str | None = None) -> bytes:
+    """The finding's EXIF; ``note`` (ASCII, e.g. how the image was anonymised) goes into
+    UserComment."""
     when = finding.captured_at_utc.astimezone(UTC)
     zeroth = {
         piexif.ImageIFD.Software: b"roadpatrol",
@@ -53,6 +55,8 @@ def exif_for(finding: Finding) -> bytes:
         piexif.ExifIFD.SubSecTimeOriginal: f"{when.microsecond:06d}".encode(),
         piexif.ExifIFD.OffsetTimeOriginal: b"+00:00",
     }
+    if note is not None:
+        exif_ifd[piexif.ExifIFD.UserComment] = b"ASCII\0\0\0" + note.encode("ascii")
     gps: dict[int, object] = {}
     p = finding.position
     if p is not None:
@@ -86,11 +90,11 @@ def is_jpeg(data: bytes) -> bool:
     return data[:3] == b"\xff\xd8\xff"
 
 
-def with_exif(jpeg: bytes, finding: Finding) -> bytes:
+def with_exif(jpeg: bytes, finding: Finding, note: str | None = None) -> bytes:
     """The JPEG with the finding's time and position in its EXIF; unchanged if that fails."""
     try:
         out = io.BytesIO()
-        piexif.insert(exif_for(finding), jpeg, out)
+        piexif.insert(exif_for(finding, note), jpeg, out)
         return out.getvalue()
     except Exception as exc:  # a picture without EXIF beats a lost finding
         log.warning("finding %s: cannot add EXIF (%s); storing the JPEG as is", finding.id, exc)
@@ -125,10 +129,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def store_image(images_dir: Path, finding: Finding, jpeg: bytes) -> tuple[str | None, int]:
+def store_image(
+    images_dir: Path, finding: Finding, jpeg: bytes, note: str | None = None
+) -> tuple[str | None, int]:
     """Write a finding's image as ``<id>.jpg``; returns its name and size, or (None, 0) on a
     disk error: the caller keeps the record without it (records matter most)."""
-    data = with_exif(jpeg, finding)
+    data = with_exif(jpeg, finding, note)
     name = f"{finding.id}.jpg"
     try:
         write_atomic(images_dir / name, data)
