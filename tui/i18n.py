@@ -92,6 +92,10 @@ _EN: Final[dict[str, str]] = {
     "the clock.",
     "alert.recorder_unreachable": "RECORDER NOT REACHABLE — is `roadpatrol run` running? "
     "Reconnecting…",
+    "alert.privacy_off": "PRIVACY OFF — photos are stored with faces and plates visible "
+    "([privacy] enabled = false).",
+    "alert.privacy_failed": "PRIVACY FILTER FAILED — findings are recorded without photos. "
+    "Call a technician.",
     "alert.unknown": "ALERT {code}",
     "notify.marked": "Marked by hand — will be sent to the office",
     "notify.mark_failed": "Could not store the manual mark",
@@ -185,6 +189,10 @@ _JA: Final[dict[str, str]] = {
     "alert.clock_not_set": "時計未設定：時刻が不正確です。GPS測位を待つか時計を合わせてください",
     "alert.recorder_unreachable": "記録装置に接続できません：roadpatrol runが動いているか確認"
     "してください(再接続中)",
+    "alert.privacy_off": "プライバシー保護オフ：顔とナンバーがぼかされずに保存されます"
+    "([privacy] enabled = false)",
+    "alert.privacy_failed": "プライバシー処理不可：写真なしで記録しています。技術担当に連絡して"
+    "ください",
     "alert.unknown": "警告 {code}",
     "notify.marked": "手動で記録しました — 事務所に送信されます",
     "notify.mark_failed": "手動記録を保存できませんでした",

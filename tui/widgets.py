@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from edge.status import Status
+from edge.status import Alert, Status
 from tui import format as fmt
 from tui.i18n import Messages, pad_cells
 
@@ -104,7 +104,7 @@ class AlertList(StatusView):
     RELAYOUT = True
 
     def part(self, status: Status) -> Hashable:
-        return status.alerts
+        return status.alerts, status.privacy.error
 
     def follow(self, status: Status) -> None:
         self.display = bool(status.alerts)
@@ -116,7 +116,10 @@ class AlertList(StatusView):
         grid.add_column(no_wrap=True)
         grid.add_column(ratio=1, overflow="fold")
         for code in self.status.alerts:
-            grid.add_row("⚠", self.msgs.alert(code))
+            text = self.msgs.alert(code)
+            if code == Alert.PRIVACY_FAILED and self.status.privacy.error:
+                text += f" ({self.status.privacy.error})"  # the reason, for the technician
+            grid.add_row("⚠", text)
         return grid
 
 

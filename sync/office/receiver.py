@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 from edge.mqtt_config import MqttConfig
 from sync.mqtt_client import Backoff, make_client, reason_text
 from sync.office.store import OfficeStore
-from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAG, VEHICLE_ID_RE, schema_errors
+from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAGS, VEHICLE_ID_RE, schema_errors
 
 log = logging.getLogger("sync.office.receiver")
 
@@ -144,7 +144,7 @@ class MessageHandler:
             props = dict(user_properties)
             if len(props) != len(user_properties):
                 raise Rejected("image user properties repeat a name")
-            if props.get("schema") == IMAGE_SCHEMA_TAG:
+            if props.get("schema") in IMAGE_SCHEMA_TAGS:
                 _validated("image", props)
                 if props["finding_id"] != finding_id or props["vehicle_id"] != vehicle_id:
                     raise Rejected("image user properties disagree with its topic")
