@@ -59,7 +59,9 @@ class Recorder:
         self.sampler = DistanceSampler(config.sampling)
         self.models = ActiveModel(config)  # the store's active package, or the shipped one
         # Finding images are anonymised in a thread of their own (edge.privacy.stage).
-        self.images = stage_for(config.privacy, self.outbox, config.pipeline.jpeg_quality)
+        self.images = stage_for(
+            config.privacy, self.outbox, config.pipeline.jpeg_quality, lossless=lockstep
+        )
         self.findings = FindingWriter(
             self.outbox,
             self.history,

@@ -82,8 +82,13 @@ class RawImages:
 class PrivacyStage:
     """See the module docstring. ``start()`` the thread; ``close()`` finishes what waits."""
 
-    def __init__(self, config: PrivacyConfig, outbox: Outbox, jpeg_quality: int) -> None:
+    def __init__(
+        self, config: PrivacyConfig, outbox: Outbox, jpeg_quality: int, *, lossless: bool = False
+    ) -> None:
+        """``lossless``: submit waits while the queue is full instead of dropping (finite
+        replays: demo --fast and tests, where every image matters more than latency)."""
         self.config, self.outbox, self.jpeg_quality = config, outbox, jpeg_quality
+        self.lossless = lossless
         self.anonymiser: Anonymiser | None = None
         self.error: str | None = None
         try:
@@ -128,8 +133,9 @@ class PrivacyStage:
             if not self._jobs:
                 return None
             self._busy = True
-            key = next(iter(self._jobs))
-            return self._jobs.pop(key)
+            job = self._jobs.pop(next(iter(self._jobs)))
+            self._cond.notify_all()  # a lossless submit may wait for the room
+            return job
 
     def _run(self) -> None:
         while (job := self._next()) is not None:
@@ -187,7 +193,9 @@ class PrivacyStage:
             )
 
 
-def stage_for(config: PrivacyConfig, outbox: Outbox, jpeg_quality: int) -> FindingImages:
+def stage_for(
+    config: PrivacyConfig, outbox: Outbox, jpeg_quality: int, *, lossless: bool = False
+) -> FindingImages:
     if not config.enabled:
         return RawImages(outbox, jpeg_quality)
-    return PrivacyStage(config, outbox, jpeg_quality).start()
+    return PrivacyStage(config, outbox, jpeg_quality, lossless=lossless).start()
