@@ -1,7 +1,9 @@
-"""Real road frames with licence plates, boxed by hand, and measures of what blurring did.
+"""Real photos with licence plates and a face, boxed by hand, and measures of what blurring
+did.
 
-The frames are RDD2022 China_MotorBike training photos (Arya, Maeda, Sekimoto et al.,
-CC BY-SA 4.0; see tests/fixtures/privacy/ATTRIBUTION.md) in which a car's plate is readable.
+Plates: RDD2022 China_MotorBike training photos (Arya, Maeda, Sekimoto et al., CC BY-SA 4.0)
+in which a car's plate is readable. Face: NASA's portrait of the astronaut Eileen Collins
+(public domain), as shipped in scikit-image. See tests/fixtures/privacy/ATTRIBUTION.md.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "privacy"
 Box = tuple[int, int, int, int]
 
 
-def plate_frames() -> list[tuple[Path, list[Box]]]:
-    """Each fixture frame with its hand-drawn plate boxes (x0, y0, x1, y1)."""
-    boxes = json.loads((FIXTURES / "plates.json").read_text())
-    return [
-        (FIXTURES / name, [tuple(b) for b in bs])
-        for name, bs in boxes.items()
-        if name.endswith(".jpg")
-    ]
+def frames(kind: str | None = None) -> list[tuple[Path, list[Box]]]:
+    """Each fixture photo with its hand-drawn boxes (x0, y0, x1, y1) of ``kind`` ("plate",
+    "face"; None: both), leaving out photos with none."""
+    regions = json.loads((FIXTURES / "regions.json").read_text())
+    found = []
+    for name, by_kind in regions.items():
+        if not name.endswith(".jpg"):
+            continue
+        boxes = [tuple(b) for k, bs in by_kind.items() if kind in (None, k) for b in bs]
+        if boxes:
+            found.append((FIXTURES / name, boxes))
+    return found
 
 
 def sharpness(image: np.ndarray, box: Box) -> float:

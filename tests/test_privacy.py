@@ -1,5 +1,6 @@
-"""Plates are blurred before a finding's image is stored: the real PP-OCRv6 detector on real
-road frames whose plates were boxed by hand, the real outbox, the real recorder."""
+"""Faces and plates are blurred before a finding's image is stored: the real detectors
+(YuNet, PP-OCRv6) on real photos whose plates and face were boxed by hand, the real outbox,
+the real recorder."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from _outbox_fixtures import make_finding
-from _privacy_fixtures import mean_abs_diff, outside, plate_frames, sharpness
+from _privacy_fixtures import frames, mean_abs_diff, outside, sharpness
 
 from edge.config import AppConfig, VehicleConfig
 from edge.outbox import Outbox
@@ -46,8 +47,8 @@ def anonymiser() -> Anonymiser:
     return Anonymiser(PrivacyConfig())
 
 
-@pytest.mark.parametrize("path,boxes", plate_frames(), ids=lambda v: getattr(v, "name", ""))
-def test_hand_boxed_plates_are_blurred_in_the_stored_jpeg_and_the_rest_is_jpeg_noise(
+@pytest.mark.parametrize("path,boxes", frames(), ids=lambda v: getattr(v, "name", ""))
+def test_hand_boxed_plates_and_faces_are_blurred_in_the_stored_jpeg_the_rest_is_jpeg_noise(
     tmp_path: Path, anonymiser: Anonymiser, path: Path, boxes: list
 ) -> None:
     raw = cv2.imread(str(path))
@@ -70,6 +71,7 @@ def test_hand_boxed_plates_are_blurred_in_the_stored_jpeg_and_the_rest_is_jpeg_n
     note = read_note(stored_bytes)
     assert note is not None and note["anonymised"] is True and note["regions"] >= len(boxes)
     assert "PP-OCRv6_det_small" in str(note["by"]) and "rapidocr" in str(note["by"])
+    assert "YuNet" in str(note["by"]) and "yuface" in str(note["by"])
     # The office payload carries it: MQTT 5 user properties of the image, schema v2.
     props = image_user_properties(
         {"id": finding.id, "vehicle_id": "v1", "boot_id": finding.boot_id, "seq": 1}, note
@@ -83,7 +85,7 @@ def test_hand_boxed_plates_are_blurred_in_the_stored_jpeg_and_the_rest_is_jpeg_n
 def test_a_stalled_anonymiser_never_delays_the_record_and_drops_the_lowest_grade_image(
     tmp_path: Path,
 ) -> None:
-    (path, boxes), _ = plate_frames()
+    (path, boxes), _ = frames("plate")
     raw = cv2.imread(str(path))
     outbox = _outbox(tmp_path)
     stage = PrivacyStage(PrivacyConfig(queue_size=2), outbox, jpeg_quality=85)  # not started
@@ -127,7 +129,7 @@ def test_a_broken_detector_model_keeps_recording_findings_stores_no_image_and_sa
     if problem == "corrupt":
         model.write_bytes(b"\x08\x07not an onnx model" * 100)
     recorder = _recorder(tmp_path, PrivacyConfig(plate_model=model))
-    raw = cv2.imread(str(plate_frames()[0][0]))
+    raw = cv2.imread(str(frames("plate")[0][0]))
     try:
         for seq in range(3):
             recorder.record(_graded(raw, seq * 100))  # far apart: three findings
@@ -150,7 +152,7 @@ def test_privacy_is_on_unless_turned_off_and_off_shows_on_the_screen_and_in_the_
 ) -> None:
     assert AppConfig().privacy.enabled is True
     recorder = _recorder(tmp_path, PrivacyConfig(enabled=False))
-    raw = cv2.imread(str(plate_frames()[0][0]))
+    raw = cv2.imread(str(frames("plate")[0][0]))
     try:
         recorder.record(_graded(raw, 0))
         status = recorder.status()
@@ -164,7 +166,7 @@ def test_privacy_is_on_unless_turned_off_and_off_shows_on_the_screen_and_in_the_
 
 
 def test_privacy_check_cli_prints_the_plates_and_writes_anonymised_images(tmp_path: Path) -> None:
-    (path, boxes), _ = plate_frames()
+    (path, boxes), _ = frames("plate")
     missing = tmp_path / "nope.jpg"
     result = subprocess.run(
         [sys.executable, "-m", "edge.cli", "privacy", "check", str(path), str(missing),

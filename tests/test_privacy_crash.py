@@ -1,6 +1,6 @@
 """kill -9 of a recorder process anonymising and storing finding images at random moments:
-the image folder never holds a file (complete, or a half-written temporary) whose plate is
-still readable."""
+the image folder never holds a file (complete, or a half-written temporary) whose plate or
+face is still recognisable."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from _privacy_fixtures import plate_frames, sharpness
+from _privacy_fixtures import frames, sharpness
 
 TESTS_DIR = Path(__file__).resolve().parent
 
-# The writer: the real outbox and privacy stage, storing a finding with a plate frame as fast
+# The writer: the real outbox and privacy stage, storing findings with the plate and face
+# photos as fast
 # as it can; prints "stored" once the first image is in, so the kills land amid writes.
 WRITER = textwrap.dedent(
     """
@@ -28,19 +29,19 @@ WRITER = textwrap.dedent(
     sys.path.insert(0, sys.argv[2])
     import cv2
     from _outbox_fixtures import make_finding
-    from _privacy_fixtures import plate_frames
+    from _privacy_fixtures import frames
     from edge.outbox import Outbox
     from edge.privacy.config import PrivacyConfig
     from edge.privacy.stage import PrivacyStage
 
-    frames = [cv2.imread(str(p)) for p, _ in plate_frames()]
+    photos = [cv2.imread(str(p)) for p, _ in frames()]
     outbox = Outbox.open(Path(sys.argv[1]), image_cap_bytes=2_000_000, min_free_bytes=0)
     stage = PrivacyStage(PrivacyConfig(queue_size=2), outbox, 85, lossless=True).start()
     i = 0
     while True:
         finding = make_finding(1 + i % 3, seq=i)
         outbox.add(finding, None)
-        stage.submit(finding, frames[i % len(frames)])
+        stage.submit(finding, photos[i % len(photos)])
         if i == 2:
             stage.wait_idle()
             print("stored", flush=True)
@@ -57,11 +58,10 @@ def _decoded(data: bytes) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
-def test_kill_9_mid_write_leaves_no_image_with_a_readable_plate(tmp_path: Path) -> None:
+def test_kill_9_mid_write_leaves_no_image_with_a_readable_plate_or_face(tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    frames = plate_frames()
-    raw = [(cv2.imread(str(p)), boxes) for p, boxes in frames]
+    raw = [(cv2.imread(str(p)), boxes) for p, boxes in frames()]
     rng = random.Random(14)
     checked = 0
     for round_no in range(4):

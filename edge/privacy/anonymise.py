@@ -12,7 +12,7 @@ import piexif
 
 from edge import __version__ as software_version
 from edge.privacy.config import PrivacyConfig
-from edge.privacy.detect import Region, TextDetector
+from edge.privacy.detect import FaceDetector, Region, TextDetector
 
 NOTE_FORMAT = "roadpatrol.privacy/1"
 
@@ -51,14 +51,16 @@ class Anonymiser:
 
     def __init__(self, config: PrivacyConfig) -> None:
         self.config = config
-        self.detectors = [
-            TextDetector(
-                config.plate_model, width_px=config.detect_width_px, threads=config.threads
-            )
-            for name in config.detectors
-            if name == "plates"
-        ]
+        self.detectors = [self._load(name, config) for name in config.detectors]
         self.by = f"roadpatrol {software_version}: " + ", ".join(d.name for d in self.detectors)
+
+    @staticmethod
+    def _load(name: str, config: PrivacyConfig) -> FaceDetector | TextDetector:
+        if name == "faces":
+            return FaceDetector(width_px=config.detect_width_px, threads=config.threads)
+        return TextDetector(
+            config.plate_model, width_px=config.detect_width_px, threads=config.threads
+        )
 
     def note(self, regions: int) -> str:
         return privacy_note(anonymised=True, by=self.by, regions=regions)
@@ -70,7 +72,9 @@ class Anonymiser:
         limit_w, limit_h = self.config.max_region * w, self.config.max_region * h
         for detector in self.detectors:
             for r in detector.detect(image, self.config.min_confidence):
-                if r.x1_px - r.x0_px <= limit_w and r.y1_px - r.y0_px <= limit_h:
+                # Only text can be too big to be a plate; a face near the camera is still one.
+                small = r.x1_px - r.x0_px <= limit_w and r.y1_px - r.y0_px <= limit_h
+                if small or r.kind != "plate":
                     regions.append(r)
         detect_ms = (cv2.getTickCount() - started) * 1000.0 / cv2.getTickFrequency()
         out = image.copy()

