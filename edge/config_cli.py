@@ -47,6 +47,7 @@ def missing_files(config: AppConfig) -> list[str]:
         wanted.append(("camera.path", config.camera.path, config.camera.source == "folder"))
     wanted.append(("model.package", config.model.package, False))
     wanted += [("model.trusted_keys", key, False) for key in config.model.trusted_keys]
+    wanted.append(("privacy.plate_model", config.privacy.plate_model, False))
     problems = []
     for field, path, is_folder in wanted:
         if path is None:

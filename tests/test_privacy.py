@@ -183,3 +183,39 @@ def test_privacy_check_cli_prints_the_plates_and_writes_anonymised_images(tmp_pa
     ), doc["regions"]
     written = cv2.imread(doc["out"])
     assert sharpness(written, boxes[0]) < 0.1 * sharpness(cv2.imread(str(path)), boxes[0])
+
+
+def _config_check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "vehicle.toml"
+    path.write_text(text)
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", "config", "check", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_only_an_explicit_false_turns_privacy_off_and_a_missing_model_is_named(
+    tmp_path: Path,
+) -> None:
+    for loose in ('"no"', "0", '"off"'):  # never coerced to false
+        result = _config_check(tmp_path, f"[privacy]\nenabled = {loose}\n")
+        assert result.returncode == 1
+        assert "line 2: privacy.enabled: Input should be a valid boolean" in result.stderr
+    result = _config_check(tmp_path, '[privacy]\nplate_model = "det.onnx"\n')
+    assert result.returncode == 1
+    assert f"privacy.plate_model: {tmp_path / 'det.onnx'}: no such file" in result.stderr
+    assert _config_check(tmp_path, "[privacy]\nenabled = false\n").returncode == 0
+
+
+def test_image_properties_v2_refuse_a_malformed_anonymised_flag() -> None:
+    props = image_user_properties(
+        {
+            "id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "vehicle_id": "v1",
+            "boot_id": "b",
+            "seq": 1,
+        },
+        {"anonymised": True, "by": "x"},
+    )
+    assert schema_errors("image", props) == []
+    assert schema_errors("image", {**props, "anonymised": "maybe"}) != []

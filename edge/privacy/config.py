@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 Detector = Literal["faces", "plates"]
 
@@ -17,7 +17,8 @@ Detector = Literal["faces", "plates"]
 class PrivacyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(
+    # Strict: "no", 0 or "off" must not switch privacy off by coercion; only `false` does.
+    enabled: StrictBool = Field(
         True,
         description="Blur faces and licence plates (and other text) in a finding's image "
         "before it is stored or sent; the raw frame never touches the disk. false stores raw "
