@@ -219,3 +219,44 @@ def test_image_properties_v2_refuse_a_malformed_anonymised_flag() -> None:
     )
     assert schema_errors("image", props) == []
     assert schema_errors("image", {**props, "anonymised": "maybe"}) != []
+
+
+def test_a_face_detector_process_that_dies_withholds_the_image_and_says_why(tmp_path: Path) -> None:
+    outbox = _outbox(tmp_path)
+    stage = PrivacyStage(PrivacyConfig(), outbox, jpeg_quality=85).start()
+    assert stage.anonymiser is not None
+    faces = stage.anonymiser.detectors[0]
+    faces._proc.kill()  # type: ignore[union-attr]  # e.g. the kernel's OOM killer
+    faces._proc.wait()  # type: ignore[union-attr]
+    finding = make_finding(3)
+    outbox.add(finding, None)
+    stage.submit(finding, cv2.imread(str(frames("face")[0][0])))
+    assert stage.wait_idle(60)
+    status = stage.status()
+    stage.close()
+    assert status.withheld == 1 and status.stored == 0
+    assert status.error is not None and "face detector" in status.error
+    assert outbox.summary().pending == 1 and list(outbox.images_dir.iterdir()) == []
+    outbox.close()
+
+
+def test_a_lossless_replay_waits_for_room_and_keeps_every_image(tmp_path: Path) -> None:
+    import threading
+
+    raw = cv2.imread(str(frames("plate")[0][0]))
+    outbox = _outbox(tmp_path)
+    stage = PrivacyStage(PrivacyConfig(queue_size=1), outbox, jpeg_quality=85, lossless=True)
+    findings = [make_finding(g, seq=i) for i, g in enumerate((1, 1, 2))]
+    for finding in findings:
+        outbox.add(finding, None)
+    submitter = threading.Thread(target=lambda: [stage.submit(f, raw) for f in findings])
+    submitter.start()
+    submitter.join(timeout=2.0)
+    assert submitter.is_alive()  # held at the second image: the queue of one is full
+    stage.start()
+    submitter.join(timeout=120)
+    assert not submitter.is_alive() and stage.wait_idle(120)
+    status = stage.status()
+    stage.close()
+    assert status.withheld == 0 and status.stored == 3
+    outbox.close()

@@ -12,7 +12,7 @@ import piexif
 
 from edge import __version__ as software_version
 from edge.privacy.config import PrivacyConfig
-from edge.privacy.detect import FaceDetector, Region, TextDetector
+from edge.privacy.detect import FaceDetector, PrivacyError, Region, TextDetector
 
 NOTE_FORMAT = "roadpatrol.privacy/1"
 
@@ -51,7 +51,13 @@ class Anonymiser:
 
     def __init__(self, config: PrivacyConfig) -> None:
         self.config = config
-        self.detectors = [self._load(name, config) for name in config.detectors]
+        self.detectors: list[FaceDetector | TextDetector] = []
+        try:
+            for name in config.detectors:
+                self.detectors.append(self._load(name, config))
+        except PrivacyError:
+            self.close()  # a face worker already started must not outlive the failure
+            raise
         self.by = f"roadpatrol {software_version}: " + ", ".join(d.name for d in self.detectors)
 
     @staticmethod
@@ -61,6 +67,10 @@ class Anonymiser:
         return TextDetector(
             config.plate_model, width_px=config.detect_width_px, threads=config.threads
         )
+
+    def close(self) -> None:
+        for detector in self.detectors:
+            detector.close()
 
     def note(self, regions: int) -> str:
         return privacy_note(anonymised=True, by=self.by, regions=regions)

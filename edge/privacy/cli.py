@@ -79,4 +79,5 @@ def run_check(args: argparse.Namespace) -> int:
             for r in regions:
                 print(f"  {r['kind']} {r['box_px']} score {r['score']:.2f}")
     print(f"by {anonymiser.by}", file=sys.stderr)
+    anonymiser.close()
     return 1 if failed else 0
