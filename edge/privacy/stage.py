@@ -69,8 +69,12 @@ class RawImages:
         self._stored = 0
 
     def submit(self, finding: Finding, image: np.ndarray) -> None:
-        if self.outbox.attach_image(finding, encode_jpeg(image, self.jpeg_quality), off_note()):
-            self._stored += 1
+        try:
+            jpeg = encode_jpeg(image, self.jpeg_quality)
+            if self.outbox.attach_image(finding, jpeg, off_note()):
+                self._stored += 1
+        except Exception:  # the record is stored; a broken disk must not stop recording
+            log.exception("image of finding %s not stored", finding.id)
 
     def status(self) -> PrivacyStatus:
         return PrivacyStatus(enabled=False, stored=self._stored)
