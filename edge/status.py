@@ -79,7 +79,7 @@ class PrivacyStatus:
     error: str | None = None  # why images are being withheld (model missing, corrupt, failing)
     queued: int = 0  # images waiting to be anonymised
     stored: int = 0  # images stored since the start
-    withheld: int = 0  # findings stored without their image (stage behind or failing)
+    withheld: int = 0  # images not stored (stage behind or failing; a better frame counts too)
     regions: int = 0  # regions blurred since the start
     detect_ms: float = 0.0  # the last image's detection time
 

@@ -260,3 +260,26 @@ def test_a_lossless_replay_waits_for_room_and_keeps_every_image(tmp_path: Path) 
     stage.close()
     assert status.withheld == 0 and status.stored == 3
     outbox.close()
+
+
+def test_a_replay_with_a_corrupt_detector_model_is_graded_and_recorded_without_images(
+    tmp_path: Path,
+) -> None:
+    from edge.config import demo_config
+
+    model = tmp_path / "det.onnx"
+    model.write_bytes(b"\x08\x07" + bytes(range(256)) * 40)
+    base = demo_config(tmp_path / "data", fast=True)
+    config = base.model_copy(update={"privacy": PrivacyConfig(plate_model=model)})
+    recorder = Recorder(config, lockstep=True).start()
+    try:
+        assert recorder.wait_ended(timeout_s=300)
+        status = recorder.status()
+    finally:
+        recorder.stop()
+    stored = sum(status.findings_by_grade[g] for g in "123")
+    assert status.model.graded > 100 and stored > 10  # grading and recording went on
+    # Each finding's image was withheld (and better frames of merged ones, counted too).
+    assert status.privacy.withheld >= stored and status.privacy.stored == 0
+    assert Alert.PRIVACY_FAILED in status.alerts and str(model) in str(status.privacy.error)
+    assert list((tmp_path / "data" / "images").iterdir()) == []
