@@ -221,13 +221,12 @@ def test_image_properties_v2_refuse_a_malformed_anonymised_flag() -> None:
     assert schema_errors("image", {**props, "anonymised": "maybe"}) != []
 
 
-def test_a_face_detector_process_that_dies_withholds_the_image_and_says_why(tmp_path: Path) -> None:
+def test_an_anonymiser_process_that_dies_withholds_the_image_and_says_why(tmp_path: Path) -> None:
     outbox = _outbox(tmp_path)
     stage = PrivacyStage(PrivacyConfig(), outbox, jpeg_quality=85).start()
     assert stage.anonymiser is not None
-    faces = stage.anonymiser.detectors[0]
-    faces._proc.kill()  # type: ignore[union-attr]  # e.g. the kernel's OOM killer
-    faces._proc.wait()  # type: ignore[union-attr]
+    stage.anonymiser._proc.kill()  # e.g. the kernel's OOM killer
+    stage.anonymiser._proc.wait()
     finding = make_finding(3)
     outbox.add(finding, None)
     stage.submit(finding, cv2.imread(str(frames("face")[0][0])))
@@ -235,7 +234,7 @@ def test_a_face_detector_process_that_dies_withholds_the_image_and_says_why(tmp_
     status = stage.status()
     stage.close()
     assert status.withheld == 1 and status.stored == 0
-    assert status.error is not None and "face detector" in status.error
+    assert status.error is not None and "anonymiser's process" in status.error
     assert outbox.summary().pending == 1 and list(outbox.images_dir.iterdir()) == []
     outbox.close()
 

@@ -24,6 +24,13 @@ class Anonymised:
     detect_ms: float
 
 
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()
+
+
 def privacy_note(*, anonymised: bool, by: str, regions: int | None = None) -> str:
     """The record stored in each image's EXIF (UserComment) and sent with it."""
     note: dict[str, object] = {"format": NOTE_FORMAT, "anonymised": anonymised, "by": by}

@@ -15,10 +15,9 @@ import cv2
 
 from edge.cli import UsageError
 from edge.config import ConfigError, load_config
-from edge.privacy.anonymise import Anonymiser
+from edge.privacy.anonymise import Anonymiser, encode_jpeg
 from edge.privacy.config import PrivacyConfig
 from edge.privacy.detect import PrivacyError
-from edge.privacy.stage import encode_jpeg
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

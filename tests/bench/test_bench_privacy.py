@@ -26,9 +26,9 @@ from _privacy_fixtures import frames
 from test_bench_pipeline import FRAMES, video_720p  # noqa: F401  (a fixture)
 
 from edge.config import AppConfig, demo_config
-from edge.privacy.anonymise import Anonymiser
+from edge.privacy.anonymise import Anonymiser, encode_jpeg
 from edge.privacy.config import PrivacyConfig
-from edge.privacy.stage import PrivacyStage, encode_jpeg
+from edge.privacy.stage import PrivacyStage
 
 
 @pytest.fixture(scope="module")
