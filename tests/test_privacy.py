@@ -221,21 +221,54 @@ def test_image_properties_v2_refuse_a_malformed_anonymised_flag() -> None:
     assert schema_errors("image", {**props, "anonymised": "maybe"}) != []
 
 
-def test_an_anonymiser_process_that_dies_withholds_the_image_and_says_why(tmp_path: Path) -> None:
+def test_an_anonymiser_process_that_died_is_started_again_for_the_next_image(
+    tmp_path: Path,
+) -> None:
     outbox = _outbox(tmp_path)
     stage = PrivacyStage(PrivacyConfig(), outbox, jpeg_quality=85).start()
     assert stage.anonymiser is not None
-    stage.anonymiser._proc.kill()  # e.g. the kernel's OOM killer
-    stage.anonymiser._proc.wait()
+    first = stage.anonymiser._proc
+    first.kill()  # e.g. the kernel's OOM killer
+    first.wait()
+    ((path, boxes),) = frames("face")
+    raw = cv2.imread(str(path))
     finding = make_finding(3)
     outbox.add(finding, None)
-    stage.submit(finding, cv2.imread(str(frames("face")[0][0])))
-    assert stage.wait_idle(60)
+    stage.submit(finding, raw)
+    assert stage.wait_idle(120)
     status = stage.status()
     stage.close()
+    assert status.stored == 1 and status.withheld == 0 and status.error is None
+    assert stage.anonymiser._proc.pid != first.pid
+    stored = cv2.imdecode(np.frombuffer(_stored(outbox, finding.id), np.uint8), cv2.IMREAD_COLOR)
+    assert sharpness(stored, boxes[0]) < 0.1 * sharpness(raw, boxes[0])
+    outbox.close()
+
+
+def test_a_worker_lost_mid_image_withholds_that_image_says_why_then_recovers(
+    tmp_path: Path,
+) -> None:
+    outbox = _outbox(tmp_path)
+    stage = PrivacyStage(PrivacyConfig(), outbox, jpeg_quality=85).start()
+    assert stage.anonymiser is not None and stage.anonymiser._proc.stdout is not None
+    stage.anonymiser._proc.stdout.close()  # its answer can no longer be read
+    raw = cv2.imread(str(frames("plate")[0][0]))
+    lost, second = make_finding(2, seq=0), make_finding(2, seq=1)
+    outbox.add(lost, None)
+    stage.submit(lost, raw)
+    assert stage.wait_idle(120)
+    status = stage.status()
     assert status.withheld == 1 and status.stored == 0
-    assert status.error is not None and "anonymiser's process" in status.error
-    assert outbox.summary().pending == 1 and list(outbox.images_dir.iterdir()) == []
+    assert status.error is not None and "anonymiser's process failed" in status.error
+    outbox.add(second, None)
+    stage.submit(second, raw)
+    assert stage.wait_idle(120)
+    status = stage.status()
+    stage.close()
+    assert status.stored == 1 and status.error is None
+    with sqlite3.connect(outbox.db_path) as conn:
+        names = dict(conn.execute("SELECT id, image_name FROM findings").fetchall())
+    assert names[lost.id] is None and names[second.id] is not None
     outbox.close()
 
 

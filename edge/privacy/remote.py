@@ -39,6 +39,7 @@ class AnonymiserProcess:
             self.close()
             raise PrivacyError(str(hello.get("error", "the anonymiser's process did not start")))
         self.by = str(hello["by"])
+        self._broken = False  # a pipe error or a hang: the worker is not to be trusted again
 
     def _wait(self, timeout_s: float) -> None:
         assert self._proc.stdout is not None
@@ -53,6 +54,10 @@ class AnonymiserProcess:
         except (PrivacyError, ValueError) as exc:
             return {"error": str(exc)}
         return hello if isinstance(hello, dict) else {}
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None and not self._broken
 
     def note(self, regions: int) -> str:
         return privacy_note(anonymised=True, by=self.by, regions=regions)
@@ -69,9 +74,11 @@ class AnonymiserProcess:
             head = read_exact(out, REPLY.size)
             sizes = REPLY.unpack(head) if head else None
             body = read_exact(out, sum(sizes)) if sizes else None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, PrivacyError) as exc:
+            self._broken = True
             raise PrivacyError(f"the anonymiser's process failed: {exc}") from exc
         if sizes is None or body is None:
+            self._broken = True
             raise PrivacyError(f"the anonymiser's process ended (exit {self._proc.poll()})")
         meta = json.loads(body[sizes[0] :])
         if "error" in meta:
@@ -88,6 +95,6 @@ class AnonymiserProcess:
                 pipe.close()
         try:
             self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # hung: it gets no more say
             self._proc.kill()
             self._proc.wait()

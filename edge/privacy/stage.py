@@ -144,9 +144,20 @@ class PrivacyStage:
         while (job := self._next()) is not None:
             self._process(job)
 
-    def _process(self, job: _Job) -> None:
+    def _revive(self) -> None:
+        """A worker that died (killed, out of memory) is started again for the next image;
+        the image that found it dead was withheld."""
         assert self.anonymiser is not None
+        if self.anonymiser.alive:
+            return
+        self.anonymiser.close()
+        log.warning("privacy: the anonymiser's process had ended; starting it again")
+        self.anonymiser = AnonymiserProcess(self.config)
+
+    def _process(self, job: _Job) -> None:
         try:
+            self._revive()
+            assert self.anonymiser is not None
             jpeg, regions, detect_ms = self.anonymiser.run(job.image, self.jpeg_quality)
             stored = self.outbox.attach_image(job.finding, jpeg, self.anonymiser.note(len(regions)))
         except PrivacyError as exc:
