@@ -20,6 +20,7 @@ EDGE_COMMANDS: tuple[str, ...] = (
     "edge.config_cli:register",
     "edge.gps.cli:register",
     "edge.outbox.cli:register",
+    "edge.privacy.cli:register",
     "edge.recorder_cli:register",
 )
 

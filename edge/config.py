@@ -19,6 +19,7 @@ from edge.config_types import SECTION_CONFIG, ConfigPath, ConfigPaths
 from edge.gps.config import GpsConfig
 from edge.mqtt_config import MqttConfig
 from edge.outbox.config import OutboxConfig
+from edge.privacy.config import PrivacyConfig
 from edge.status_socket.protocol import ScreenConfig
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +89,7 @@ class AppConfig(_Section):
     model: ModelConfig = ModelConfig()
     pipeline: PipelineConfig = PipelineConfig()
     outbox: OutboxConfig = OutboxConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     mqtt: MqttConfig = MqttConfig()
     screen: ScreenConfig = ScreenConfig()
 
@@ -192,6 +194,9 @@ def _resolve_relative_paths(config: AppConfig, base: Path) -> AppConfig:
     return config.model_copy(
         update={
             "vehicle": config.vehicle.model_copy(update={"data_dir": fix(config.vehicle.data_dir)}),
+            "privacy": config.privacy.model_copy(
+                update={"plate_model": fix(config.privacy.plate_model)}
+            ),
             "camera": config.camera.model_copy(update={"path": fix(config.camera.path)}),
             "gps": config.gps.model_copy(update={"nmea_file": fix(config.gps.nmea_file)}),
             "model": config.model.model_copy(

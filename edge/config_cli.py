@@ -51,6 +51,7 @@ def missing_files(config: AppConfig) -> list[str]:
         wanted.append(("camera.path", config.camera.path, config.camera.source == "folder"))
     wanted.append(("model.package", config.model.package, False))
     wanted += [("model.trusted_keys", key, False) for key in config.model.trusted_keys]
+    wanted.append(("privacy.plate_model", config.privacy.plate_model, False))
     problems = [p] if (p := data_dir_problem(config.vehicle.data_dir)) else []
     for field, path, is_folder in wanted:
         if path is not None and (problem := path_problem(field, path, folder=is_folder)):

@@ -3,6 +3,8 @@
 Repeat sightings of the same damage merge into one finding (see ``edge.merge``). The finding
 is written at its first sighting and improved in place while it is unsent: a crash never
 loses it, and a better frame later still reaches the office if the first has not left yet.
+Images go through the privacy stage (edge.privacy.stage): the record is written first, its
+image follows once anonymised.
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-import cv2
-
 from edge.gps import FixHistory
 from edge.ids import new_finding_id
 from edge.merge import MergeRules, Sighting, better, covers, same_damage
 from edge.outbox import Outbox
+from edge.privacy.stage import FindingImages
 from edge.status import RecentFinding
 from edge.types import ClockSource, Damage, Finding, FindingOrigin, Frame, GradedFrame
 
@@ -46,11 +47,11 @@ class FindingWriter:
         vehicle_id: str,
         boot_id: str,
         rules: MergeRules,
-        jpeg_quality: int,
+        images: FindingImages,
     ) -> None:
         self.outbox, self.history = outbox, history
         self.vehicle_id, self.boot_id = vehicle_id, boot_id
-        self.rules, self.jpeg_quality = rules, jpeg_quality
+        self.rules, self.images = rules, images
         self._lock = threading.Lock()  # seq, the open finding, counters
         self._seq = 0
         self._open: _OpenFinding | None = None
@@ -84,9 +85,10 @@ class FindingWriter:
             finding = self._new_finding(
                 frame, frame.mono_ns, graded.grade, graded.damages, graded.model_id
             )
-            self.outbox.add(finding, self._jpeg(frame))
+            self.outbox.add(finding, None)
             self._open = _OpenFinding(finding, sighting, sighting)
             self._count(finding)
+        self.images.submit(finding, frame.image)
 
     def mark_manual(
         self,
@@ -102,11 +104,13 @@ class FindingWriter:
                 frame, mono_ns, MANUAL_GRADE, (), model_id, FindingOrigin.MANUAL, stamp
             )
             try:
-                self.outbox.add(finding, self._jpeg(frame) if frame else None)
+                self.outbox.add(finding, None)
             except Exception:
                 log.exception("manual mark could not be stored")
                 return None
             self._count(finding)
+        if frame is not None:
+            self.images.submit(finding, frame.image)
         return finding.id
 
     def _merge(self, current: _OpenFinding, graded: GradedFrame, sighting: Sighting) -> None:
@@ -123,7 +127,8 @@ class FindingWriter:
                 sightings=sightings,
                 distance_m=sighting.odometer_m,
             )
-            self.outbox.replace_unsent(finding, self._jpeg(graded.frame))
+            if self.outbox.replace_unsent(finding, None):
+                self.images.submit(finding, graded.frame.image)
             current.best = sighting
         else:
             finding = replace(current.finding, sightings=sightings)
@@ -159,12 +164,6 @@ class FindingWriter:
             origin=origin,
             distance_m=self.history.odometer_m_at(mono_ns) if has_fix else None,
         )
-
-    def _jpeg(self, frame: Frame) -> bytes:
-        ok, data = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-        if not ok:
-            raise ValueError(f"frame {frame.seq}: JPEG encoding failed")
-        return data.tobytes()
 
     def _count(self, finding: Finding) -> None:
         # Manual marks get their own counter: the crew's marks are not the model's grades.

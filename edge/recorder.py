@@ -28,6 +28,7 @@ from edge.ids import new_finding_id
 from edge.merge import MergeRules
 from edge.model_store.active import ActiveModel
 from edge.outbox import Outbox
+from edge.privacy.stage import stage_for
 from edge.status import (
     Alert,
     GpsStatus,
@@ -59,6 +60,10 @@ class Recorder:
         self.capture = CaptureThread.from_config(config.camera)
         self.sampler = DistanceSampler(config.sampling)
         self.models = ActiveModel(config)  # the store's active package, or the shipped one
+        # Finding images are anonymised in a thread of their own (edge.privacy.stage).
+        self.images = stage_for(
+            config.privacy, self.outbox, config.pipeline.jpeg_quality, lossless=lockstep
+        )
         self.findings = FindingWriter(
             self.outbox,
             self.history,
@@ -68,7 +73,7 @@ class Recorder:
                 max_distance_m=config.pipeline.merge_distance_m,
                 min_x_overlap=config.pipeline.merge_min_iou,
             ),
-            jpeg_quality=config.pipeline.jpeg_quality,
+            images=self.images,
         )
         self._graded_q: DropOldestQueue[GradedFrame] = DropOldestQueue(config.pipeline.queue_size)
         self._stop = threading.Event()
@@ -151,6 +156,7 @@ class Recorder:
         self._graded_q.close()
         for thread in self._threads:
             thread.join(timeout=10.0)
+        self.images.close()  # what waits is anonymised and stored before the outbox closes
         self.outbox.close()
 
     def wait_ended(self, timeout_s: float | None = None) -> bool:
@@ -264,6 +270,7 @@ class Recorder:
             graded = self._graded_q.get(timeout_s=0.5)
             if graded is None:
                 if self._graded_q.closed:
+                    self.images.wait_idle()  # a finite replay has ended once its images are in
                     self._ended.set()
                     return
                 continue
@@ -354,6 +361,11 @@ class Recorder:
         silent_s, mqtt = outbox.office_silent_s, self.config.mqtt
         if mqtt.enabled and silent_s is not None and silent_s >= mqtt.receipt_alert_s:
             alerts.append(Alert.OFFICE_SILENT)
+        privacy = self.images.status()
+        if not privacy.enabled:
+            alerts.append(Alert.PRIVACY_OFF)
+        elif privacy.error:
+            alerts.append(Alert.PRIVACY_FAILED)
         by_grade, recent = self.findings.counts()
         return Status(
             recording=not self._stop.is_set() and not self._ended.is_set(),
@@ -366,6 +378,7 @@ class Recorder:
             model=model,
             outbox=outbox,
             link=link,
+            privacy=privacy,
             recent=recent,
             alerts=tuple(alerts),
         )

@@ -76,6 +76,20 @@ class OutboxStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class PrivacyStatus:
+    """The privacy stage (edge.privacy): whether finding images are anonymised, and by what."""
+
+    enabled: bool = True
+    by: str = ""  # detectors and their versions
+    error: str | None = None  # why images are being withheld (model missing, corrupt, failing)
+    queued: int = 0  # images waiting to be anonymised
+    stored: int = 0  # images stored since the start
+    withheld: int = 0  # images not stored (stage behind or failing; a better frame counts too)
+    regions: int = 0  # regions blurred since the start
+    detect_ms: float = 0.0  # the last image's detection time
+
+
+@dataclass(frozen=True, slots=True)
 class LinkStatus:
     enabled: bool = False
     connected: bool = False
@@ -109,6 +123,7 @@ class Status:
     model: ModelStatus = ModelStatus()
     outbox: OutboxStatus = OutboxStatus()
     link: LinkStatus = LinkStatus()
+    privacy: PrivacyStatus = PrivacyStatus()
     recent: tuple[RecentFinding, ...] = ()
     alerts: tuple[str, ...] = ()  # alert codes; the UI's message catalogue words them
 
@@ -129,6 +144,7 @@ class Status:
             model=ModelStatus(**raw["model"]),
             outbox=OutboxStatus(**raw["outbox"]),
             link=LinkStatus(**raw["link"]),
+            privacy=PrivacyStatus(**raw.get("privacy", {})),  # absent from older recorders
             recent=tuple(
                 RecentFinding(**{**r, "type_codes": tuple(r["type_codes"])}) for r in raw["recent"]
             ),
@@ -150,3 +166,5 @@ class Alert:
     REPLAY_FINISHED = "replay_finished"
     # Records wait for the office's receipt and none came for mqtt.receipt_alert_s.
     OFFICE_SILENT = "office_silent"
+    PRIVACY_OFF = "privacy_off"  # [privacy] enabled = false: raw frames are stored
+    PRIVACY_FAILED = "privacy_failed"  # the anonymiser cannot run: images are withheld

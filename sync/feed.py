@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from paho.mqtt.properties import Properties
 
 from edge.outbox import Outbox, PendingImage
+from edge.privacy.anonymise import read_note
 from edge.status import Status
 from sync.identity import FindingIdentities, FindingIdentity
 from sync.ledger import Ledger, Sent
@@ -139,7 +140,8 @@ class OutboxFeed:
             vehicle_id = identity.vehicle_id
             user = image_user_properties(
                 {"id": finding_id, "vehicle_id": vehicle_id,
-                 "boot_id": identity.boot_id, "seq": identity.seq}
+                 "boot_id": identity.boot_id, "seq": identity.seq},
+                read_note(jpeg),
             )  # fmt: skip
             props = prepacked_properties("image/jpeg", user)
         topic = Topics(self.topic_prefix, vehicle_id).image(finding_id)

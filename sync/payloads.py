@@ -26,7 +26,8 @@ from edge.status import Status
 FINDING = ("roadpatrol.finding", 1)
 TRACK = ("roadpatrol.track", 1)
 STATUS = ("roadpatrol.status", 2)  # v2: last_model_update
-IMAGE_SCHEMA_TAG = "roadpatrol.image/1"
+IMAGE_SCHEMA_TAG = "roadpatrol.image/2"  # v2: anonymised, anonymiser (optional)
+IMAGE_SCHEMA_TAGS = ("roadpatrol.image/1", IMAGE_SCHEMA_TAG)  # what the office validates
 MAX_REASON_CHARS = 1000  # a refusal's reason in the status message (the schema's maxLength)
 SCHEMA_KINDS = ("finding", "image", "track", "status", "receipt")
 
@@ -90,14 +91,21 @@ def finding_payload(finding: dict[str, Any], *, has_image: bool | None = None) -
     return _dumps(body)
 
 
-def image_user_properties(finding: dict[str, Any]) -> dict[str, str]:
-    return {
+def image_user_properties(
+    finding: dict[str, Any], privacy: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """``privacy``: the note in the image's EXIF (edge.privacy.anonymise.read_note)."""
+    props = {
         "schema": IMAGE_SCHEMA_TAG,
         "finding_id": str(finding["id"]),
         "vehicle_id": str(finding["vehicle_id"]),
         "boot_id": str(finding["boot_id"]),
         "seq": str(finding["seq"]),
     }
+    if privacy is not None:
+        props["anonymised"] = "true" if privacy.get("anonymised") is True else "false"
+        props["anonymiser"] = str(privacy.get("by", ""))[:MAX_REASON_CHARS]
+    return props
 
 
 def track_point_dict(point: TrackPoint) -> dict[str, Any]:

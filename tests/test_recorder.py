@@ -109,6 +109,7 @@ def test_manual_mark_pause_and_resume(tmp_path: Path) -> None:
         assert recorder.status().model.graded == 0  # paused: frames arrive, nothing is graded
         finding_id = recorder.mark_manual()
         assert finding_id is not None
+        assert recorder.images.wait_idle(30)  # its image follows once anonymised
         row = next(i for i in _findings(tmp_path) if i["row"]["id"] == finding_id)
         manual = finding_from_dict(row["finding"])
         assert manual.origin == FindingOrigin.MANUAL and manual.grade == MANUAL_GRADE

@@ -111,6 +111,10 @@ _EN: Final[dict[str, str]] = {
     "This screen closes in a few seconds; any key closes it now.",
     "alert.office_silent": "THE OFFICE HAS NOT CONFIRMED ANYTHING FOR {age} — findings stay on "
     "the vehicle and are sent again. Tell the office.",
+    "alert.privacy_off": "PRIVACY OFF — photos are stored with faces and plates visible "
+    "([privacy] enabled = false).",
+    "alert.privacy_failed": "PRIVACY FILTER FAILED — findings are recorded without photos. "
+    "Call a technician.",
     "alert.unknown": "ALERT {code}",
     "notify.marked": "Marked by hand — will be sent to the office",
     "notify.mark_failed": "Could not store the manual mark",
@@ -222,6 +226,10 @@ _JA: Final[dict[str, str]] = {
     "数秒後にこの画面を閉じます（何かキーを押すとすぐ閉じます）",
     "alert.office_silent": "事務所から{age}受信確認がありません：データは車両に残り、再送します。"
     "事務所に連絡してください",
+    "alert.privacy_off": "プライバシー保護オフ：顔とナンバーがぼかされずに保存されます"
+    "([privacy] enabled = false)",
+    "alert.privacy_failed": "プライバシー処理不可：写真なしで記録しています。技術担当に連絡して"
+    "ください",
     "alert.unknown": "警告 {code}",
     "notify.marked": "手動で記録しました — 事務所に送信されます",
     "notify.mark_failed": "手動記録を保存できませんでした",

@@ -123,7 +123,7 @@ class AlertList(StatusView):
 
     def part(self, status: Status) -> Hashable:
         silent = status.outbox.office_silent_s if Alert.OFFICE_SILENT in status.alerts else None
-        return status.alerts, None if silent is None else round(silent / 60)
+        return status.alerts, None if silent is None else round(silent / 60), status.privacy.error
 
     def follow(self, status: Status) -> None:
         self.display = bool(status.alerts)
@@ -138,7 +138,10 @@ class AlertList(StatusView):
         grid.add_column(ratio=1, overflow="fold")
         silent = fmt.age(self.msgs, self.status.outbox.office_silent_s)
         for code in self.status.alerts:
-            grid.add_row("⚠", self.msgs.alert(code, age=silent))
+            text = self.msgs.alert(code, age=silent)
+            if code == Alert.PRIVACY_FAILED and self.status.privacy.error:
+                text += f" ({self.status.privacy.error})"  # the reason, for the technician
+            grid.add_row("⚠", text)
         return grid
 
 

@@ -43,7 +43,9 @@ def _rational(value: float, denominator: int = 100) -> tuple[int, int]:
     return round(value * denominator), denominator
 
 
-def exif_for(finding: Finding) -> bytes:
+def exif_for(finding: Finding, note: str | None = None) -> bytes:
+    """The finding's EXIF: its whole record in UserComment; ``note`` (ASCII JSON: how the
+    image was anonymised) in MakerNote."""
     when = finding.captured_at_utc.astimezone(UTC)
     zeroth = {
         piexif.ImageIFD.Software: b"roadpatrol",
@@ -61,6 +63,10 @@ def exif_for(finding: Finding) -> bytes:
             json.dumps(finding_to_dict(finding), separators=(",", ":")), encoding="ascii"
         ),
     }
+    if note is not None:
+        # Beside the record, not over it: a quarantined anonymised picture must still
+        # rebuild its finding. We are the maker (Software = roadpatrol): our own note.
+        exif_ifd[piexif.ExifIFD.MakerNote] = note.encode("ascii")
     gps: dict[int, object] = {}
     p = finding.position
     if p is not None:
@@ -94,11 +100,11 @@ def is_jpeg(data: bytes) -> bool:
     return data[:3] == b"\xff\xd8\xff"
 
 
-def with_exif(jpeg: bytes, finding: Finding) -> bytes:
+def with_exif(jpeg: bytes, finding: Finding, note: str | None = None) -> bytes:
     """The JPEG with the finding's time and position in its EXIF; unchanged if that fails."""
     try:
         out = io.BytesIO()
-        piexif.insert(exif_for(finding), jpeg, out)
+        piexif.insert(exif_for(finding, note), jpeg, out)
         return out.getvalue()
     except Exception as exc:  # a picture without EXIF beats a lost finding
         log.warning("finding %s: cannot add EXIF (%s); storing the JPEG as is", finding.id, exc)
@@ -134,10 +140,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def store_image(images_dir: Path, finding: Finding, jpeg: bytes) -> tuple[str | None, int]:
+def store_image(
+    images_dir: Path, finding: Finding, jpeg: bytes, note: str | None = None
+) -> tuple[str | None, int]:
     """Write a finding's image as ``<id>.jpg``; returns its name and size, or (None, 0) on a
     disk error: the caller keeps the record without it (records matter most)."""
-    data = with_exif(jpeg, finding)
+    data = with_exif(jpeg, finding, note)
     name = f"{finding.id}.jpg"
     try:
         write_atomic(images_dir / name, data)

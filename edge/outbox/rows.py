@@ -111,6 +111,28 @@ def update_unsent_finding(
         bump(conn, IMAGE_BYTES_ON_DISK, image_bytes - old_pending_bytes)
 
 
+def image_of(conn: sqlite3.Connection, finding_id: str) -> tuple[str | None, int, str] | None:
+    """(image_name, image_bytes, image_state) of a stored finding, sent or not; None if
+    unknown."""
+    row: tuple[str | None, int, str] | None = conn.execute(
+        "SELECT image_name, image_bytes, image_state FROM findings WHERE id = ?", (finding_id,)
+    ).fetchone()
+    return row
+
+
+def set_image(
+    conn: sqlite3.Connection, finding_id: str, name: str, size: int, *, old_pending_bytes: int
+) -> None:
+    """Point a stored finding at its (new) image file, to be sent."""
+    conn.execute(
+        "UPDATE findings SET image_name = ?, image_bytes = ?, image_state = 'pending', "
+        "image_sent_at = NULL WHERE id = ?",
+        (name, size, finding_id),
+    )
+    if size != old_pending_bytes:
+        bump(conn, IMAGE_BYTES_ON_DISK, size - old_pending_bytes)
+
+
 def insert_track_point(conn: sqlite3.Connection, fix: Fix, *, stored_at: float) -> int | None:
     cur = conn.execute(
         "INSERT INTO track (time_utc, lat_deg, lon_deg, speed_mps, track_deg, hdop, "

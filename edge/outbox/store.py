@@ -290,6 +290,30 @@ class Outbox(OutboxReads, OutboxReceipts):
             self._writes += 1
             return True
 
+    def attach_image(self, finding: Finding, jpeg: bytes, note: str | None = None) -> bool:
+        """Store the image of a finding whose record is already stored (the privacy stage
+        anonymises it after the record was written), sent or not, replacing an image the
+        office has not had; ``note`` goes into its EXIF. False, changing nothing, when the
+        finding is unknown or the office already has an image of it."""
+        if not is_jpeg(jpeg):
+            raise ValueError(f"finding {finding.id}: image bytes are not a JPEG")
+        with self._wlock:
+            old = rows.image_of(self._wconn, finding.id)
+            if old is None or old[2] == "sent":
+                return False
+            self._evicted.wait_gone(f"{finding.id}.jpg")  # see replace_unsent
+            name, size = store_image(self.images_dir, finding, jpeg, note)
+            with transaction(self._wconn) as conn:
+                if name is None:
+                    bump(conn, IMAGES_MISSING, 1)
+                else:
+                    old_bytes = old[1] if old[0] is not None and old[2] == "pending" else 0
+                    rows.set_image(conn, finding.id, name, size, old_pending_bytes=old_bytes)
+            self._writes += 1
+            evicted = self._evict()
+        self._evicted.delete(evicted)
+        return name is not None
+
     def count_frame(self, grade: int) -> None:
         """Count a graded frame (grade-0 frames are only counted, never stored).
 

@@ -30,7 +30,7 @@ from sync.mqtt_client import Backoff, connect, make_client, reason_text
 from sync.office.ownership import NotYours, Ownership
 from sync.office.receipts import ReceiptSender
 from sync.office.store import OfficeStore
-from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAG, VEHICLE_ID_RE, schema_errors
+from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAGS, VEHICLE_ID_RE, schema_errors
 
 log = logging.getLogger("sync.office.receiver")
 
@@ -167,7 +167,7 @@ class MessageHandler:
             props = dict(user_properties)
             if len(props) != len(user_properties):
                 raise Rejected("image user properties repeat a name")
-            if props.get("schema") == IMAGE_SCHEMA_TAG:
+            if props.get("schema") in IMAGE_SCHEMA_TAGS:
                 _validated("image", props)
                 if props["finding_id"] != finding_id or props["vehicle_id"] != vehicle_id:
                     raise Rejected("image user properties disagree with its topic")

@@ -71,6 +71,8 @@ def _pipeline(video: Path, data_dir: Path) -> tuple[int, float]:
             **base.model_dump(),
             "camera": {**base.camera.model_dump(), "source": "file", "path": video, "fps": 10.0},
             "sampling": {**base.sampling.model_dump(), "sample_every_m": 0.01},
+            # Without the anonymiser, as before it existed: test_bench_privacy measures it.
+            "privacy": {"enabled": False},
         }
     )
     recorder = Recorder(config, lockstep=True)
