@@ -31,11 +31,12 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from edge.outbox import rows
 from edge.outbox.config import OutboxConfig
+from edge.outbox.delivery_methods import OutboxDelivery
 from edge.outbox.diskspace import DiskGuard, is_disk_full
 from edge.outbox.frame_counts import FrameCounts
 from edge.outbox.images import is_jpeg, store_image
@@ -49,14 +50,14 @@ from edge.outbox.schema import DB_NAME, IMAGES_DIR, DataDirLock, OutboxError, op
 from edge.outbox.space import bump, enforce_limits, transaction
 from edge.outbox.unlinking import EvictedFiles, unlink_file
 from edge.status import OutboxStatus
-from edge.types import Finding, Fix
+from edge.types import Finding
 
 log = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")  # the id names the image file
 
 
-class Outbox(OutboxReads, OutboxReceipts):
+class Outbox(OutboxReads, OutboxDelivery, OutboxReceipts):
     """See the module docstring. Open with :meth:`open`; close with :meth:`close`. Reading:
     :class:`edge.outbox.reading.OutboxReads`; the office's receipts:
     :class:`edge.outbox.receipt_methods.OutboxReceipts`."""
@@ -330,52 +331,11 @@ class Outbox(OutboxReads, OutboxReceipts):
                 written = self._frame_counts.write(conn)
             self._frame_counts.written(written)
 
-    def _mark(self, sql: str, ids: Iterable[str | int]) -> int:
-        params = [(self._clock(), i) for i in ids]
-        if not params:
-            return 0
-        with self._wlock, transaction(self._wconn) as conn:
-            before = conn.total_changes
-            conn.executemany(sql, params)
-            self._writes += 1
-            changed = conn.total_changes - before
-        self._maybe_prune()
-        return changed
-
     def _maybe_prune(self) -> None:
         # Piggy-backed on marks and receipts (the sync threads, never the capture path), at
         # most every few minutes: no thread of its own to start and stop.
         if self._retention is not None and self._retention.due():
             self.prune_sent()
-
-    def mark_finding_sent(self, finding_id: str) -> bool:
-        """The broker acknowledged this finding; False if it was unknown or already marked.
-        It now awaits the office's receipt (:meth:`mark_receipted`)."""
-        return self.mark_findings_sent([finding_id]) == 1
-
-    def mark_findings_sent(self, finding_ids: Iterable[str]) -> int:
-        """Mark several in one commit (one fsync); returns how many changed."""
-        return self._mark(rows.MARK_FINDING_SENT, finding_ids)
-
-    def mark_image_sent(self, finding_id: str) -> bool:
-        """The broker acknowledged the image; the file stays until the cap needs room or
-        retention deletes it with its record."""
-        return self.mark_images_sent([finding_id]) == 1
-
-    def mark_images_sent(self, finding_ids: Iterable[str]) -> int:
-        return self._mark(rows.MARK_IMAGE_SENT, finding_ids)
-
-    def add_track_point(self, fix: Fix) -> int | None:
-        """Store a point of the patrol route; None (nothing stored) when the fix has no position."""
-        if not fix.has_position:
-            return None
-        with self._wlock, transaction(self._wconn) as conn:
-            point_id = rows.insert_track_point(conn, fix, stored_at=self._clock())
-            self._writes += 1
-            return point_id
-
-    def mark_track_sent(self, point_ids: Iterable[int]) -> int:
-        return self._mark(rows.MARK_TRACK_SENT, point_ids)
 
     # --- disk limits and retention ---------------------------------------------------------
 
