@@ -13,7 +13,7 @@ from _mqtt_broker import wait_until
 
 from edge.mqtt_config import MqttConfig
 from sync.office.receiver import OfficeReceiver
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore as OfficeStore
 
 
 class Office:

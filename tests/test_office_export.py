@@ -16,7 +16,7 @@ from edge.types import Finding
 from sync.__main__ import main
 from sync.office.export import FINDING_COLUMNS, SITE_COLUMNS
 from sync.office.receiver import MessageHandler
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore as OfficeStore
 from sync.payloads import finding_payload
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)

@@ -28,7 +28,7 @@ from paho.mqtt.properties import Properties
 
 from edge.serialize import finding_to_dict
 from sync.office.receiver import MAX_JSON_BYTES, MessageHandler
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore as OfficeStore
 from sync.payloads import finding_payload
 
 __all__ = ["broker"]

@@ -25,7 +25,7 @@ from _office_review_fixtures import (
 )
 
 from sync.drain import drain
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore as OfficeStore
 
 __all__ = ["broker", "office", "received"]
 
@@ -225,7 +225,11 @@ def test_an_office_database_from_before_reviews_keeps_working(
 ) -> None:
     db = _db(office)
     old = sqlite3.connect(db)
-    old.execute("DROP TABLE reviews")  # the schema as it was before reviews existed
+    # The schema as it was before reviews existed: version 1, no reviews, no parked images.
+    old.executescript(
+        "DROP TABLE reviews; DROP TABLE parked_images; DROP INDEX site_findings_site; "
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
     old.commit()
     old.close()
     props = _features(capsys, db)  # read-only: must not add the table
@@ -243,6 +247,8 @@ def test_an_office_database_from_before_reviews_keeps_working(
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT COUNT(*) FROM findings").fetchone()[0] == len(office.findings)
     assert conn.execute("SELECT verdict FROM reviews").fetchall() == [("not_damage",)]
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    # Upgraded in place to schema 2 by the first writable open, nothing lost.
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert conn.execute("SELECT COUNT(*) FROM parked_images").fetchone()[0] == 0
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert _features(capsys, db)[fid]["office_grade"] == 0

@@ -60,7 +60,8 @@ def finding_rows(
         "SELECT f.id, f.vehicle_id, f.boot_id, f.seq, f.captured_at_utc, f.grade, f.type_codes, "
         "f.lat_deg, f.lon_deg, f.model_id, f.origin, f.sightings, f.received_at_utc, "
         f"i.path AS image_path, {REVIEW_SELECT}, "
-        "(SELECT group_concat(site_id) FROM site_findings sf WHERE sf.finding_id = f.id) "
+        f"(SELECT {store.group_concat('site_id')} FROM site_findings sf "
+        "WHERE sf.finding_id = f.id) "
         "AS site_ids "
         f"FROM findings f LEFT JOIN images i ON i.finding_id = f.id {CURRENT_REVIEW_JOIN} "
         f"WHERE {OFFICE_GRADE_SQL} >= ? AND f.captured_at_utc >= ? "
@@ -77,7 +78,7 @@ def site_rows(
     rows = store.query(
         "SELECT s.id AS site_id, s.type_code, s.lat_deg, s.lon_deg, s.sightings, s.max_grade, "
         "s.first_seen_utc, s.last_seen_utc, s.last_finding_id, i.path AS image_path, "
-        "(SELECT group_concat(DISTINCT f.vehicle_id) FROM site_findings sf "
+        f"(SELECT {store.group_concat('f.vehicle_id', distinct=True)} FROM site_findings sf "
         " JOIN findings f ON f.id = sf.finding_id WHERE sf.site_id = s.id) AS vehicles "
         "FROM sites s LEFT JOIN images i ON i.finding_id = s.last_finding_id "
         "WHERE s.last_seen_utc >= ? ORDER BY s.id",

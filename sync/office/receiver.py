@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +26,7 @@ from paho.mqtt.properties import Properties
 from edge.mqtt_config import MqttConfig
 from sync.mqtt_client import Backoff, make_client, reason_text
 from sync.office.ownership import NotYours, Ownership
-from sync.office.store import OfficeStore
+from sync.office.store_api import DATABASE_ERRORS, OfficeStore
 from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAG, VEHICLE_ID_RE, schema_errors
 
 log = logging.getLogger("sync.office.receiver")
@@ -34,6 +34,9 @@ log = logging.getLogger("sync.office.receiver")
 MAX_JSON_BYTES = 256 * 1024
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 JPEG_MAGIC = b"\xff\xd8\xff"
+# Not acked: the broker delivers the message again.
+STORE_FAILURES: tuple[type[Exception], ...] = (*DATABASE_ERRORS, OSError)
+SHARE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # no '/', '+', '#' in a share name
 
 
 class Rejected(ValueError):
@@ -196,8 +199,10 @@ class OfficeReceiver:
         *,
         client_id: str = "roadpatrol-office",
         session_expiry_s: int = 7 * 24 * 3600,
+        shared_group: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.shared_group = shared_group
         self.client_id = client_id
         self.session_expiry_s = session_expiry_s
         self.handler = MessageHandler(store, cfg.topic_prefix)
@@ -211,6 +216,12 @@ class OfficeReceiver:
     @property
     def stats(self) -> ReceiverStats:
         return self.handler.stats
+
+    @property
+    def topic_filter(self) -> str:
+        """The fleet's topics; in a shared group the broker hands each message to one member."""
+        feed = f"{self.cfg.topic_prefix}/+/#"
+        return feed if self.shared_group is None else f"$share/{self.shared_group}/{feed}"
 
     @property
     def connected(self) -> bool:
@@ -270,7 +281,7 @@ class OfficeReceiver:
             self.last_error = f"broker refused the connection: {reason_text(reason_code)}"
             log.error("%s", self.last_error)
             return
-        client.subscribe(f"{self.cfg.topic_prefix}/+/#", qos=1)
+        client.subscribe(self.topic_filter, qos=1)
         self.last_error = None
         log.info(
             "connected to %s:%d (session present: %s)",
@@ -312,7 +323,7 @@ class OfficeReceiver:
         except Rejected as exc:
             self.handler.stats.rejected += 1
             log.warning("skipped message on %r: %s", (topic or "?")[:200], exc)
-        except (sqlite3.Error, OSError) as exc:
+        except STORE_FAILURES as exc:
             # Not acked: the broker delivers it again after we reconnect.
             self.handler.stats.store_failures += 1
             self.last_error = f"cannot store message: {exc}"
