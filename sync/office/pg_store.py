@@ -102,6 +102,7 @@ class PostgresStore:
         site_radius_m: float = 5.0,
         read_only: bool = False,
         pool_size: int = 4,
+        connect_timeout_s: float = 30.0,
     ) -> None:
         self.url = url
         self.images_dir = images_dir
@@ -114,14 +115,13 @@ class PostgresStore:
                 url, min_size=1, max_size=pool_size, open=False,
                 kwargs={"autocommit": True, "row_factory": _row_factory},
             )  # fmt: skip
-            self._pool.open(wait=True, timeout=30)
+            self._pool.open(wait=True, timeout=connect_timeout_s)
             with self._pool.connection() as conn:
                 if read_only:
                     with conn.cursor() as cur:
                         found = pg_version(cur)
                 else:
-                    migrate_pg(conn, SCHEMA_VERSION)
-                    found = SCHEMA_VERSION
+                    found = max(migrate_pg(conn, SCHEMA_VERSION), SCHEMA_VERSION)
         except (psycopg.Error, OSError) as exc:
             self._close_quietly()
             raise StoreError(f"office database {self.location}: {exc}") from exc
