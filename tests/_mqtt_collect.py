@@ -14,14 +14,23 @@ from _mqtt_broker import wait_until
 from edge.mqtt_config import MqttConfig
 from sync.office.receiver import OfficeReceiver
 from sync.office.store import SqliteStore as OfficeStore
+from sync.office.store_api import open_store
 
 
 class Office:
     """An office receiver in this process, storing into a temporary database."""
 
-    def __init__(self, workdir: Path, cfg: MqttConfig, client_id: str = "office-test") -> None:
-        self.store = OfficeStore(workdir / "office.sqlite3", workdir / "images")
-        self.receiver = OfficeReceiver(cfg, self.store, client_id=client_id)
+    def __init__(
+        self,
+        workdir: Path,
+        cfg: MqttConfig,
+        client_id: str = "office-test",
+        db: str | None = None,
+        **receiver_options: Any,
+    ) -> None:
+        """``db``: the store's ``--db`` (default: ``workdir/office.sqlite3``)."""
+        self.store = open_store(db or workdir / "office.sqlite3", workdir / "images")
+        self.receiver = OfficeReceiver(cfg, self.store, client_id=client_id, **receiver_options)
 
     def __enter__(self) -> Office:
         self.receiver.start()

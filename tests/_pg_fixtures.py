@@ -98,6 +98,14 @@ def new_database(cluster: PgCluster) -> str:
     return cluster.url(name)
 
 
+def clone_database(cluster: PgCluster, url: str) -> str:
+    """A copy of the database at ``url`` (nobody may be connected to it); returns its URL."""
+    source = url.split("?")[0].rsplit("/", 1)[1]
+    name = f"office_{os.getpid()}_{next(_counter)}"
+    cluster.psql("postgres", f"CREATE DATABASE {name} TEMPLATE {source}")
+    return cluster.url(name)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new office database's ``--db`` value, on each store in turn."""
