@@ -122,6 +122,10 @@ class Ownership:
             )
         self.stats.parked += 1
         log.info("image for %s of %s came before its finding: parked", finding_id, vehicle_id)
+        # With several receivers the finding may have been stored by another one meanwhile,
+        # after it looked for parked images and before this row was visible: look again.
+        if self.owner_of(finding_id) == vehicle_id:
+            self.adopt(vehicle_id, finding_id)
 
     def adopt(self, vehicle_id: str, finding_id: str) -> bool:
         """Once a finding is stored: move its own vehicle's parked image in (True if one
@@ -132,10 +136,9 @@ class Ownership:
         adopted = False
         for row in rows:
             path = Path(row["path"])
-            if row["vehicle_id"] == vehicle_id and path.is_file():
-                jpeg = path.read_bytes()
-                self.store.add_image(vehicle_id, finding_id, jpeg)
-                adopted = True
+            jpeg = _read(path) if row["vehicle_id"] == vehicle_id else None
+            if jpeg is not None:  # None: another receiver adopted it first
+                adopted = self.store.add_image(vehicle_id, finding_id, jpeg) or adopted
                 self.stats.adopted += 1
             elif row["vehicle_id"] != vehicle_id:
                 self.stats.refused_foreign += 1
