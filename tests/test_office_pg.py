@@ -216,3 +216,20 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password(tmp_pat
     with pytest.raises(StoreError) as caught:
         PostgresStore(url, None, read_only=True, connect_timeout_s=3)
     assert "s3cret" not in str(caught.value) and "office:***@" in str(caught.value)
+
+
+def test_office_commands_name_a_bad_database_or_group_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def office(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sync", "office", *args],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    url = f"postgresql://office:s3cret@/nodb?host={tmp_path}&port=1&connect_timeout=1"
+    bad = office("export", "--db", url, "--format", "csv")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert "office:***@" in bad.stderr and "s3cret" not in bad.stderr
+    group = office("receive", "--broker", "127.0.0.1:1", "--db", str(tmp_path / "o.sqlite3"),
+                   "--images", str(tmp_path / "i"), "--shared-group", "a/b")  # fmt: skip
+    assert group.returncode == 2 and "--shared-group 'a/b'" in group.stderr

@@ -81,6 +81,11 @@ class _Result:
         return list(self._rows)
 
 
+def _one_line(exc: BaseException) -> str:
+    """The server's reason on one line (psycopg adds hints on lines of their own)."""
+    return " ".join(str(exc).split())
+
+
 def redacted(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urlsplit(url)
@@ -111,6 +116,9 @@ class PostgresStore:
         try:
             if images_dir is not None and not read_only:
                 images_dir.mkdir(parents=True, exist_ok=True)
+            # One plain connection first: a wrong URL or a server that is down is reported at
+            # once with the server's reason, not after the pool's wait.
+            psycopg.connect(url, connect_timeout=max(1, int(connect_timeout_s))).close()
             self._pool = ConnectionPool(
                 url, min_size=1, max_size=pool_size, open=False,
                 kwargs={"autocommit": True, "row_factory": _row_factory},
@@ -124,10 +132,11 @@ class PostgresStore:
                     found = max(migrate_pg(conn, SCHEMA_VERSION), SCHEMA_VERSION)
         except (psycopg.Error, OSError) as exc:
             self._close_quietly()
-            raise StoreError(f"office database {self.location}: {exc}") from exc
+            raise StoreError(f"office database {self.location}: {_one_line(exc)}") from exc
         except Exception as exc:  # the pool's own timeout (PoolTimeout is not a psycopg.Error)
             self._close_quietly()
-            raise StoreError(f"office database {self.location}: cannot connect: {exc}") from exc
+            reason = f"cannot connect: {_one_line(exc)}"
+            raise StoreError(f"office database {self.location}: {reason}") from exc
         if found > SCHEMA_VERSION or found == 0:
             self._close_quietly()
             raise StoreError(
@@ -163,7 +172,7 @@ class PostgresStore:
                 finally:
                     self._local.conn = None
         except psycopg.Error as exc:
-            raise StoreError(f"office database {self.location}: {exc}") from exc
+            raise StoreError(f"office database {self.location}: {_one_line(exc)}") from exc
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> _Result:
         sql = sql.replace("?", "%s")  # the shared SQL's placeholders; it holds no literal '?'
@@ -174,7 +183,7 @@ class PostgresStore:
             with self._pool.connection() as fresh:
                 return self._run(fresh, sql, params)
         except psycopg.Error as exc:
-            raise StoreError(f"office database {self.location}: {exc}") from exc
+            raise StoreError(f"office database {self.location}: {_one_line(exc)}") from exc
 
     @staticmethod
     def _run(conn: Any, sql: str, params: tuple[Any, ...]) -> _Result:
