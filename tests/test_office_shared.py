@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from _mqtt_fixtures import (
     road_jpegs,
     wait_until,
 )
+from _office_fleet import Receiver
 from _pg_fixtures import pg_cluster, pg_url
 
 from sync.drain import drain
@@ -31,38 +31,6 @@ from sync.office.store_api import open_store
 __all__ = ["broker", "pg_cluster", "pg_url"]
 VEHICLES = [f"veh-s{i}" for i in range(4)]
 PER_VEHICLE = 150  # the i-th finding of every vehicle is the same damage (same place, grade)
-
-
-class Receiver:
-    """One `roadpatrol office receive` process in the shared group."""
-
-    def __init__(self, tmp_path: Path, port: int, db: str, client_id: str) -> None:
-        self.cmd = [sys.executable, "-m", "sync", "office", "receive", "--broker",
-                    f"127.0.0.1:{port}", "--db", db, "--images", str(tmp_path / "images"),
-                    "--shared-group", "office", "--client-id", client_id]  # fmt: skip
-        self.log_dir = tmp_path / client_id
-        self.log_dir.mkdir()
-        self.starts = 0
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.starts += 1
-        log = self.log_dir / f"run-{self.starts}.log"
-        with open(log, "w") as err:
-            self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        assert wait_until(lambda: "connected to 127.0.0.1" in log.read_text(), 60), log.read_text()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()  # SIGKILL: no goodbye, unacked messages stay with the broker
-        self.proc.wait(30)
-
-    def stop(self) -> dict[str, int]:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0
-        return json.loads(out)
 
 
 class Subscriber:
@@ -99,7 +67,10 @@ def test_three_receivers_share_the_feed_and_a_killed_one_loses_and_doubles_nothi
     broker: Broker, pg_url: str, tmp_path: Path
 ) -> None:
     sub = Subscriber(broker.port)
-    receivers = [Receiver(tmp_path, broker.port, pg_url, f"office-{i}") for i in range(3)]
+    receivers = [
+        Receiver(tmp_path, broker.port, pg_url, f"office-{i}", shared_group="office")
+        for i in range(3)
+    ]
     for r in receivers:
         r.start()
     jpegs = road_jpegs(3, side_px=32)
