@@ -239,14 +239,18 @@ class PostgresStore:
         cell_deg = _CELL_M / 111_195.0
         dlat = math.degrees(reach_m / EARTH_RADIUS_M)
         dlon = dlat / max(0.01, math.cos(math.radians(lat)))
-        cells = sorted(
+        cells = (
             (ix, iy)
             for ix in range(math.floor((lon - dlon) / cell_deg), math.floor((lon + dlon) / cell_deg) + 1)  # noqa: E501
             for iy in range(math.floor((lat - dlat) / cell_deg), math.floor((lat + dlat) / cell_deg) + 1)  # noqa: E501
         )
-        for ix, iy in cells:
-            key = ((ix * 73_856_093) ^ (iy * 19_349_663)) & 0x7FFF_FFFF
-            self.execute("SELECT pg_advisory_xact_lock(hashtext(?), ?)", (type_code, key))
+        keys = sorted({((ix * 73_856_093) ^ (iy * 19_349_663)) & 0x7FFF_FFFF for ix, iy in cells})
+        # One round trip; unnest yields the (sorted) keys in order, so every transaction takes
+        # its locks in the same order and two of them never wait for each other in a circle.
+        self.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(?), k) FROM unnest(?::int[]) AS k",
+            (type_code, keys),
+        )
 
     def join_site(
         self, fid: str, type_code: str, lat: float, lon: float, grade: int, seen: str

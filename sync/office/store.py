@@ -27,7 +27,7 @@ from sync.payloads import FINDING_ID_RE, VEHICLE_ID_RE
 
 __all__ = ["OfficeStore", "SqliteStore", "StoreCounts", "StoreError", "open_store"]
 
-SCHEMA_VERSION = 2  # 2: parked_images and the site_findings index (sync.office.migrations)
+SCHEMA_VERSION = 2  # 2: reviews, parked_images, the site-member index (sync.office.migrations)
 EARTH_RADIUS_M = 6_371_008.8
 MANUAL_TYPE = "manual"  # site type of a crew-marked finding that names no damage type
 
