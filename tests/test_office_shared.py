@@ -16,19 +16,21 @@ from _mqtt_fixtures import (
     Broker,
     broker,
     fill_outbox,
+    make_finding,
     mqtt_cfg,
     open_outbox,
     road_jpegs,
     wait_until,
 )
+from _mqtt_proxy import TcpProxy
 from _office_fleet import Receiver
-from _pg_fixtures import pg_cluster, pg_url
+from _pg_fixtures import pg_cluster, pg_url, store_db
 
 from sync.drain import drain
 from sync.office.receiver import MessageHandler
 from sync.office.store_api import open_store
 
-__all__ = ["broker", "pg_cluster", "pg_url"]
+__all__ = ["broker", "pg_cluster", "pg_url", "store_db"]
 VEHICLES = [f"veh-s{i}" for i in range(4)]
 PER_VEHICLE = 150  # the i-th finding of every vehicle is the same damage (same place, grade)
 
@@ -124,3 +126,50 @@ def test_three_receivers_share_the_feed_and_a_killed_one_loses_and_doubles_nothi
     }
     store.close()
     alone.store.close()
+
+
+def test_a_finding_stored_but_not_acked_before_a_kill_is_stored_once(
+    broker: Broker, store_db: str, tmp_path: Path
+) -> None:
+    """The receiver commits the finding, its PUBACK never reaches the broker (swallowed by a
+    proxy), it is killed with -9; restarted, it gets the message again and counts a delivery."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from edge.serialize import finding_to_dict
+    from sync.payloads import finding_payload, status_payload
+
+    proxy = TcpProxy(broker.port)
+    receiver = Receiver(tmp_path, proxy.port, store_db, "office-once", shared_group="office")
+    raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="veh-once", protocol=mqtt.MQTTv5)
+    raw.connect("127.0.0.1", broker.port)
+    raw.loop_start()
+    try:
+        receiver.start()
+        store = open_store(store_db, None, read_only=True)
+        probe = status_payload(vehicle_id="veh-once", boot_id="b", seq=1, online=True,
+                               snapshot=None, queue_depth=0)  # fmt: skip
+
+        def subscribed() -> bool:  # the probe stored: the subscription is in place
+            raw.publish("roadpatrol/v1/veh-once/status", probe, qos=1).wait_for_publish(5)
+            return bool(store.query("SELECT 1 FROM vehicle_status"))
+
+        assert wait_until(subscribed, 30, interval_s=0.3)
+        proxy.mute_upward()
+        finding = make_finding("veh-once", 1, grade=3)
+        raw.publish("roadpatrol/v1/veh-once/finding", finding_payload(finding_to_dict(finding)),
+                    qos=1).wait_for_publish(5)  # fmt: skip
+        assert wait_until(lambda: store.counts().findings == 1, 30)  # committed, not acked
+        receiver.kill()
+        proxy.resume()
+        receiver.start()
+        assert wait_until(lambda: store.counts().deliveries == 2, 30), store.counts()
+        counts = store.counts()
+        assert (counts.findings, counts.sites) == (1, 1)
+        assert store.finding_ids() == {finding.id}
+        store.close()
+        assert receiver.stop()["duplicates"] == 1
+    finally:
+        raw.disconnect()
+        raw.loop_stop()
+        proxy.stop()
