@@ -32,7 +32,7 @@ class Receiver:
         log = self.log_dir / f"run-{self.starts}.log"
         with open(log, "w") as err:
             self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        assert wait_until(lambda: "connected to 127.0.0.1" in log.read_text(), 60), log.read_text()
+        assert wait_until(lambda: "connected to 127.0.0.1" in log.read_text(), 120), log.read_text()
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -42,9 +42,18 @@ class Receiver:
     def stop(self) -> dict[str, int]:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0
+        try:
+            out, _ = self.proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise AssertionError(f"receiver did not stop on SIGTERM:\n{self.log_tail()}") from None
+        assert self.proc.returncode == 0, self.log_tail()
         return json.loads(out)
+
+    def log_tail(self, lines: int = 40) -> str:
+        log = self.log_dir / f"run-{self.starts}.log"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
     def peak_rss_mib(self) -> float:
