@@ -13,7 +13,8 @@ from _mqtt_broker import wait_until
 
 from edge.mqtt_config import MqttConfig
 from sync.office.receiver import OfficeReceiver
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore as OfficeStore
+from sync.office.store_api import open_store
 
 
 class Office:
@@ -24,12 +25,12 @@ class Office:
         workdir: Path,
         cfg: MqttConfig,
         client_id: str = "office-test",
-        session_expiry_s: int = 7 * 24 * 3600,
+        db: str | None = None,
+        **receiver_options: Any,
     ) -> None:
-        self.store = OfficeStore(workdir / "office.sqlite3", workdir / "images")
-        self.receiver = OfficeReceiver(
-            cfg, self.store, client_id=client_id, session_expiry_s=session_expiry_s
-        )
+        """``db``: the store's ``--db`` (default: ``workdir/office.sqlite3``)."""
+        self.store = open_store(db or workdir / "office.sqlite3", workdir / "images")
+        self.receiver = OfficeReceiver(cfg, self.store, client_id=client_id, **receiver_options)
 
     def __enter__(self) -> Office:
         self.receiver.start()

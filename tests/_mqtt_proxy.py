@@ -48,6 +48,7 @@ class TcpProxy:
         self._server.settimeout(0.2)
         self.port: int = self._server.getsockname()[1]
         self._forwarding = True
+        self._upward = True
         self._next_cuts: list[int] = []
         self._pairs: list[_Pair] = []
         self._lock = threading.Lock()
@@ -62,6 +63,11 @@ class TcpProxy:
 
     def resume(self) -> None:
         self._forwarding = True
+        self._upward = True
+
+    def mute_upward(self) -> None:
+        """Swallow what clients send (their PUBACKs among it); the broker's packets still pass."""
+        self._upward = False
 
     def drop_after(self, n_bytes: int) -> None:
         with self._lock:
@@ -111,7 +117,7 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
-                if not self._forwarding:
+                if not self._forwarding or (upward and not self._upward):
                     continue  # swallowed: the link looks alive and answers nothing
                 if upward:
                     with self._lock:

@@ -25,10 +25,12 @@ from _mqtt_fixtures import (
     road_jpegs,
     wait_until,
 )
+from _pg_fixtures import PgCluster, clone_database, new_database
 
 from edge.cli import main as roadpatrol
 from edge.types import Damage, Finding
 from sync.drain import drain
+from sync.office.store_api import open_store
 
 VEHICLE = "veh-rev"
 VEHICLE_TWO = "veh-two"
@@ -89,7 +91,8 @@ def pair_findings() -> list[Finding]:
 
 @dataclass(frozen=True)
 class ReceivedOffice:
-    office_dir: Path  # office.sqlite3 + images/, as the receiver left them
+    office_dir: Path  # images/ (and office.sqlite3 on SQLite), as the receiver left them
+    db: str  # the office database's --db: the SQLite file or a PostgreSQL URL
     outbox_backup: Path  # the vehicle's outbox before it was drained: a re-send of everything
     findings: list[Finding]
     jpegs: dict[str, bytes]  # finding id → the JPEG the vehicle sent
@@ -107,7 +110,11 @@ def _fill(data_dir: Path, findings: list[Finding], jpegs: dict[str, bytes]) -> P
     return backup
 
 
-def fill_and_drain(workdir: Path, *, with_pair: bool = False) -> ReceivedOffice:
+def fill_and_drain(
+    workdir: Path, *, with_pair: bool = False, db: str | None = None
+) -> ReceivedOffice:
+    """Drain the vehicles' outboxes into an office on ``db`` (default SQLite in workdir)."""
+    db = db or str(workdir / "office" / "office.sqlite3")
     findings = _findings()
     images = road_jpegs(len(findings))  # full-size 512×512 road frames: the model reads them
     jpegs = {f.id: images[i] for i, f in enumerate(findings) if i != NO_IMAGE}
@@ -119,7 +126,8 @@ def fill_and_drain(workdir: Path, *, with_pair: bool = False) -> ReceivedOffice:
     broker = Broker(workdir / "broker")
     broker.start()
     try:
-        with Office(workdir / "office", mqtt_cfg(broker.port), client_id="office-review") as office:
+        with Office(workdir / "office", mqtt_cfg(broker.port), client_id="office-review",
+                    db=db) as office:  # fmt: skip
             for vehicle in (VEHICLE, VEHICLE_TWO) if with_pair else (VEHICLE,):
                 with open_outbox(outboxes[vehicle]) as outbox:
                     result = drain(mqtt_cfg(broker.port), outbox, vehicle, timeout_s=60)
@@ -128,34 +136,68 @@ def fill_and_drain(workdir: Path, *, with_pair: bool = False) -> ReceivedOffice:
             assert office.store.finding_ids() == {f.id for f in findings + pair}
     finally:
         broker.kill()
-    return ReceivedOffice(workdir / "office", backup, findings, jpegs, pair, pair_backup)
+    return ReceivedOffice(workdir / "office", db, backup, findings, jpegs, pair, pair_backup)
 
 
-def _copy(received: ReceivedOffice, tmp_path: Path) -> ReceivedOffice:
-    """A private copy of the received office for one test."""
+def _copy(
+    received: ReceivedOffice, tmp_path: Path, request: pytest.FixtureRequest
+) -> ReceivedOffice:
+    """A private copy of the received office for one test (images, and the database)."""
     copy = tmp_path / "office"
     shutil.copytree(received.office_dir, copy)
-    return dataclasses.replace(received, office_dir=copy)
+    if received.db.startswith("postgresql://"):
+        db = clone_database(request.getfixturevalue("pg_cluster"), received.db)
+    else:
+        db = str(copy / "office.sqlite3")
+    return dataclasses.replace(received, office_dir=copy, db=db)
 
 
-@pytest.fixture(scope="module")
-def received(tmp_path_factory: pytest.TempPathFactory) -> ReceivedOffice:
-    return fill_and_drain(tmp_path_factory.mktemp("received"))
+def _module_db(request: pytest.FixtureRequest) -> str | None:
+    """None (SQLite in the work folder) or a new PostgreSQL database, per the parameter."""
+    if request.param == "sqlite":
+        return None
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return new_database(cluster)
+
+
+# Every review test runs on both stores.
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def received(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ReceivedOffice:
+    return fill_and_drain(tmp_path_factory.mktemp("received"), db=_module_db(request))
 
 
 @pytest.fixture
-def office(received: ReceivedOffice, tmp_path: Path) -> Iterator[ReceivedOffice]:
-    yield _copy(received, tmp_path)
+def office(
+    received: ReceivedOffice, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ReceivedOffice]:
+    yield _copy(received, tmp_path, request)
 
 
-@pytest.fixture(scope="module")
-def received_pair(tmp_path_factory: pytest.TempPathFactory) -> ReceivedOffice:
-    return fill_and_drain(tmp_path_factory.mktemp("received-pair"), with_pair=True)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def received_pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ReceivedOffice:
+    return fill_and_drain(
+        tmp_path_factory.mktemp("received-pair"), with_pair=True, db=_module_db(request)
+    )
 
 
 @pytest.fixture
-def office_pair(received_pair: ReceivedOffice, tmp_path: Path) -> Iterator[ReceivedOffice]:
-    yield _copy(received_pair, tmp_path)
+def office_pair(
+    received_pair: ReceivedOffice, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ReceivedOffice]:
+    yield _copy(received_pair, tmp_path, request)
+
+
+def sql(office: ReceivedOffice, statement: str, params: tuple[object, ...] = ()) -> list[tuple]:
+    """Rows of one read-only statement on the office's database, either store."""
+    store = open_store(office.db, None, read_only=True)
+    try:
+        return [tuple(row) for row in store.query(statement, params)]
+    finally:
+        store.close()
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -169,7 +211,7 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def apply_reviews(capsys: pytest.CaptureFixture[str], office: ReceivedOffice) -> list[str]:
     """The reviews every test here starts from; returns the finding ids in fixture order."""
     ids = [f.id for f in office.findings]
-    db = str(office.office_dir / "office.sqlite3")
+    db = office.db
     for args in (
         [ids[0], "--not-damage", "--by", "ken", "--note", "shadow of a manhole"],
         [ids[1], "--not-damage", "--by", "ken"],

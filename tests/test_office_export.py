@@ -1,4 +1,6 @@
-"""`roadpatrol office export`: GeoJSON and CSV of findings or damage sites, with filters."""
+"""`roadpatrol office export`: GeoJSON and CSV of findings or damage sites, with filters.
+
+Every test here runs on both stores (SQLite and PostgreSQL + PostGIS: ``store_db``)."""
 
 from __future__ import annotations
 
@@ -10,23 +12,25 @@ from pathlib import Path
 
 import pytest
 from _mqtt_fixtures import make_finding, road_jpegs
+from _pg_fixtures import pg_cluster, store_db
 
 from edge.serialize import finding_to_dict
 from edge.types import Finding
 from sync.__main__ import main
 from sync.office.export import FINDING_COLUMNS, SITE_COLUMNS
 from sync.office.receiver import MessageHandler
-from sync.office.store import OfficeStore
+from sync.office.store_api import open_store
 from sync.payloads import finding_payload
 
+__all__ = ["pg_cluster", "store_db"]
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def office_db(tmp_path: Path) -> tuple[Path, list[Finding], str]:
+def office_db(store_db: str, tmp_path: Path) -> tuple[str, list[Finding], str]:
     """Five findings: two sightings of one pothole, a crack, an old one, one without a fix."""
-    db = tmp_path / "office.sqlite3"
-    store = OfficeStore(db, tmp_path / "images")
+    db = store_db
+    store = open_store(db, tmp_path / "images")
     handler = MessageHandler(store)
     findings = [
         make_finding("veh-1", 1, grade=3, lat_deg=35.6, lon_deg=140.1, captured_at_utc=T0),
@@ -66,13 +70,13 @@ def office_db(tmp_path: Path) -> tuple[Path, list[Finding], str]:
     return db, findings, image_path
 
 
-def _export(capsys: pytest.CaptureFixture[str], db: Path, *args: str) -> str:
+def _export(capsys: pytest.CaptureFixture[str], db: str, *args: str) -> str:
     assert main(["office", "export", "--db", str(db), *args]) == 0
     return capsys.readouterr().out
 
 
 def test_geojson_has_one_feature_per_finding_with_lon_lat_and_attributes(
-    office_db: tuple[Path, list[Finding], str], capsys: pytest.CaptureFixture[str]
+    office_db: tuple[str, list[Finding], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, findings, image_path = office_db
     doc = json.loads(_export(capsys, db, "--format", "geojson"))
@@ -107,7 +111,7 @@ def test_geojson_has_one_feature_per_finding_with_lon_lat_and_attributes(
 
 
 def test_filters_by_grade_and_time(
-    office_db: tuple[Path, list[Finding], str], capsys: pytest.CaptureFixture[str]
+    office_db: tuple[str, list[Finding], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, findings, _ = office_db
     urgent = json.loads(_export(capsys, db, "--format", "geojson", "--min-grade", "3"))
@@ -125,11 +129,12 @@ def test_filters_by_grade_and_time(
 
 
 def test_csv_has_the_documented_columns(
-    office_db: tuple[Path, list[Finding], str], capsys: pytest.CaptureFixture[str]
+    office_db: tuple[str, list[Finding], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, findings, _ = office_db
     rows = list(csv.DictReader(io.StringIO(_export(capsys, db, "--format", "csv"))))
     assert tuple(rows[0].keys()) == FINDING_COLUMNS
+    assert rows[0]["site_ids"] and rows[0]["site_ids"].isdigit()  # one site: its id
     assert [r["id"] for r in rows] == [
         f.id for f in sorted(findings, key=lambda f: f.captured_at_utc)
     ]
@@ -140,7 +145,7 @@ def test_csv_has_the_documented_columns(
 
 
 def test_sites_export_counts_sightings_across_vehicles(
-    office_db: tuple[Path, list[Finding], str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+    office_db: tuple[str, list[Finding], str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     db, findings, image_path = office_db
     out = tmp_path / "sites.csv"
@@ -161,7 +166,7 @@ def test_sites_export_counts_sightings_across_vehicles(
 
 
 def test_export_errors_name_the_problem(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], office_db: tuple[Path, list[Finding], str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], office_db: tuple[str, list[Finding], str]
 ) -> None:
     missing = tmp_path / "nope.sqlite3"
     assert main(["office", "export", "--db", str(missing), "--format", "csv"]) == 1

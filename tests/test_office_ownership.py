@@ -188,7 +188,9 @@ def test_parked_images_are_bounded_in_time(
     db.commit()
     db.close()
     b.image(str(_finding("veh-b")["id"]), new)  # the next park sweeps the expired one
-    assert wait_until(lambda: office.receiver.handler.ownership.stats.expired == 1, 10)
+    stats = office.receiver.handler.ownership.stats
+    # Both: the sweep comes first, the new image's row after it (counted by ``parked``).
+    assert wait_until(lambda: stats.expired == 1 and stats.parked == 2, 10)
     assert f"parked image for {orphan} of veh-b dropped: no finding within 86400 s" in caplog.text
     rows = office.store.query("SELECT finding_id FROM parked_images")
     assert orphan not in [r["finding_id"] for r in rows] and len(rows) == 1

@@ -22,16 +22,18 @@ from _mqtt_fixtures import (
     wait_until,
     wait_until_office_subscribed,
 )
+from _pg_fixtures import pg_cluster, store_db
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.serialize import finding_to_dict
 from sync.office.receiver import MAX_JSON_BYTES, MessageHandler
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore as OfficeStore
+from sync.office.store_api import open_store
 from sync.payloads import finding_payload
 
-__all__ = ["broker"]
+__all__ = ["broker", "pg_cluster", "store_db"]
 P = "roadpatrol/v1"
 
 
@@ -116,15 +118,15 @@ def test_hostile_payloads_are_skipped_with_a_log_line_and_the_database_survives(
     assert not (tmp_path / "etc").exists()
 
 
-def _handler(tmp_path: Path, radius_m: float = 5.0) -> MessageHandler:
-    store = OfficeStore(tmp_path / "office.sqlite3", tmp_path / "images", site_radius_m=radius_m)
+def _handler(db: str, tmp_path: Path, radius_m: float = 5.0) -> MessageHandler:
+    store = open_store(db, tmp_path / "images", site_radius_m=radius_m)
     return MessageHandler(store)
 
 
 def test_findings_of_one_type_within_a_few_metres_form_one_site_across_vehicles(
-    tmp_path: Path,
+    store_db: str, tmp_path: Path
 ) -> None:
-    handler = _handler(tmp_path)
+    handler = _handler(store_db, tmp_path)
     t0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
     lat, lon = 35.600000, 140.100000
     metre_lat = 1 / 111_195  # degrees of latitude per metre
@@ -157,6 +159,7 @@ def test_findings_of_one_type_within_a_few_metres_form_one_site_across_vehicles(
     assert rows[1][5] == pytest.approx(lat + 1.5 * metre_lat, abs=1e-9)  # mean of both passes
     counts = handler.store.counts()
     assert (counts.findings, counts.deliveries, counts.sites) == (4, 5, 3)
+    handler.store.close()
 
 
 def test_a_message_that_cannot_be_stored_is_not_acked_and_arrives_later(

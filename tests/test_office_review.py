@@ -22,19 +22,20 @@ from _office_review_fixtures import (
     cli,
     office,
     received,
+    sql,
 )
+from _pg_fixtures import pg_cluster
 
 from sync.drain import drain
-from sync.office.store import OfficeStore
 
-__all__ = ["broker", "office", "received"]
-
-
-def _db(office: ReceivedOffice) -> Path:
-    return office.office_dir / "office.sqlite3"
+__all__ = ["broker", "office", "pg_cluster", "received"]
 
 
-def _features(capsys: pytest.CaptureFixture[str], db: Path, *args: str) -> dict[str, dict]:
+def _db(office: ReceivedOffice) -> str:
+    return office.db
+
+
+def _features(capsys: pytest.CaptureFixture[str], db: str, *args: str) -> dict[str, dict]:
     rc, out, err = cli(capsys, "office", "export", "--db", str(db), "--format", "geojson", *args)
     assert rc == 0, err
     return {f["properties"]["id"]: f["properties"] for f in json.loads(out)["features"]}
@@ -111,14 +112,10 @@ def test_export_carries_the_review_beside_what_the_vehicle_said(
     assert (row["grade"], row["review_verdict"], row["office_grade"]) == ("3", "not_damage", "0")
     assert row["reviewed_grade"] == "" and row["reviewed_types"] == ""
 
-    history = (
-        sqlite3.connect(db)
-        .execute(
-            "SELECT verdict, grade, type_codes, reviewer FROM reviews "
-            "WHERE finding_id=? ORDER BY id",
-            (ids[3],),
-        )
-        .fetchall()
+    history = sql(
+        office,
+        "SELECT verdict, grade, type_codes, reviewer FROM reviews WHERE finding_id=? ORDER BY id",
+        (ids[3],),
     )
     assert history == [("corrected", 2, "D00,D10", "anna"), ("corrected", 1, "D00,D10", "yuki")]
 
@@ -160,6 +157,12 @@ def test_sites_take_the_reviews_and_a_dismissed_site_is_not_reported(
     assert [s["type_code"] for s in sites("--min-grade", "3")] == ["D40", "D40"]
     # Gone: the pothole, the D20 and the grade-0 D10 sites; new: a D40 and a D10 site.
     assert len(after) == len(before) - 3 + 2
+    if office.db.startswith("postgresql://"):
+        # QGIS's view of the sites says what the export says (dismissed: office grade 0).
+        cols = ", ".join(OLD_SITE_COLUMNS + REVIEW_FIELDS + ["reviewed_sightings"])
+        view = sql(office, f"SELECT {cols} FROM gis.damage_sites WHERE office_grade > 0")
+        as_csv = {tuple("" if v is None else str(v) for v in row) for row in view}
+        assert as_csv == {tuple(s.values()) for s in after}
 
 
 def test_bad_reviews_name_the_value_exit_2_and_write_nothing(
@@ -185,7 +188,7 @@ def test_bad_reviews_name_the_value_exit_2_and_write_nothing(
     with pytest.raises(SystemExit) as both:  # argparse: two verdicts at once
         cli(capsys, "office", "review", "--db", db, fid, "--confirm", "--not-damage")
     assert both.value.code == 2
-    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM reviews").fetchone()[0] == 0
+    assert sql(office, "SELECT COUNT(*) FROM reviews") == [(0,)]
     missing = tmp_path / "nope.sqlite3"
     rc, _, err = cli(capsys, "office", "review", "--db", str(missing), "--list")
     assert rc == 1 and str(missing) in err
@@ -202,7 +205,8 @@ def test_a_redelivery_after_review_keeps_the_review(
     # The vehicle's outbox restored from a backup: every finding and image is sent again.
     resend = tmp_path / "resend"
     shutil.copytree(office.outbox_backup, resend)
-    with Office(office.office_dir, mqtt_cfg(broker.port), client_id="office-again") as again:
+    with Office(office.office_dir, mqtt_cfg(broker.port), client_id="office-again",
+                db=office.db) as again:  # fmt: skip
         with open_outbox(resend) as outbox:
             result = drain(mqtt_cfg(broker.port), outbox, VEHICLE, timeout_s=60)
         assert result.remaining == 0 and result.sent_findings == len(ids)
@@ -215,17 +219,21 @@ def test_a_redelivery_after_review_keeps_the_review(
             k: reviewed[fid][k] for k in REVIEW_FIELDS
         }
     assert after[ids[0]]["review_verdict"] == "not_damage"
-    store = OfficeStore(db, None, read_only=True)
-    assert store.query("SELECT COUNT(*) FROM reviews")[0][0] == 8
-    store.close()
+    assert sql(office, "SELECT COUNT(*) FROM reviews") == [(8,)]
 
 
 def test_an_office_database_from_before_reviews_keeps_working(
     office: ReceivedOffice, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    if office.db.startswith("postgresql://"):
+        pytest.skip("a SQLite file from before reviews; PostgreSQL: test_office_pg")
     db = _db(office)
     old = sqlite3.connect(db)
-    old.execute("DROP TABLE reviews")  # the schema as it was before reviews existed
+    # The schema as it was before reviews existed: version 1, no reviews, no parked images.
+    old.executescript(
+        "DROP TABLE reviews; DROP TABLE parked_images; DROP INDEX site_findings_site; "
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
     old.commit()
     old.close()
     props = _features(capsys, db)  # read-only: must not add the table
@@ -243,6 +251,8 @@ def test_an_office_database_from_before_reviews_keeps_working(
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT COUNT(*) FROM findings").fetchone()[0] == len(office.findings)
     assert conn.execute("SELECT verdict FROM reviews").fetchall() == [("not_damage",)]
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+    # Upgraded in place to schema 2 by the first writable open, nothing lost.
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert conn.execute("SELECT COUNT(*) FROM parked_images").fetchone()[0] == 0
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert _features(capsys, db)[fid]["office_grade"] == 0

@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 import pytest
 from _office_review_fixtures import NO_IMAGE, ReceivedOffice, apply_reviews, cli, office, received
+from _pg_fixtures import pg_cluster
 
-__all__ = ["office", "received"]
+__all__ = ["office", "pg_cluster", "received"]
 REPO = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 LABELS = ("D00", "D10", "D20", "D40", "none")
@@ -32,7 +33,7 @@ def _tree(out: Path) -> dict[str, set[str]]:
 
 def _export(capsys: pytest.CaptureFixture[str], office: ReceivedOffice, out: Path, *args: str):
     rc, stdout, err = cli(
-        capsys, "office", "export-graded", "--db", str(office.office_dir / "office.sqlite3"),
+        capsys, "office", "export-graded", "--db", office.db,
         "--images", str(office.office_dir / "images"), "--out", str(out), *args,
     )  # fmt: skip
     assert rc == 0, err
@@ -93,7 +94,7 @@ def test_reviewed_only_and_since_narrow_the_export(
     assert tree["D20"] == set() and recent["folders"]["D20"] == 0  # ids[6] is a month old
     assert tree["D40"] == {ids[2], ids[4]} and recent["images"] == 5
     # A re-review moves the image at the next export.
-    rc, _, err = cli(capsys, "office", "review", "--db", str(office.office_dir / "office.sqlite3"),
+    rc, _, err = cli(capsys, "office", "review", "--db", office.db,
                      ids[4], "--not-damage")  # fmt: skip
     assert rc == 0, err
     _export(capsys, office, tmp_path / "again", "--reviewed-only")
@@ -103,7 +104,7 @@ def test_reviewed_only_and_since_narrow_the_export(
 def test_export_graded_refuses_a_used_folder_and_names_bad_arguments(
     office: ReceivedOffice, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    db = str(office.office_dir / "office.sqlite3")
+    db = office.db
     images = str(office.office_dir / "images")
     used = tmp_path / "used"
     used.mkdir()

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,17 @@ from _office_review_fixtures import (
     cli,
     office_pair,
     received_pair,
+    sql,
 )
+from _pg_fixtures import pg_cluster
 
 from sync.drain import drain
 
-__all__ = ["broker", "office_pair", "received_pair"]
+__all__ = ["broker", "office_pair", "pg_cluster", "received_pair"]
 
 
 def _db(office: ReceivedOffice) -> str:
-    return str(office.office_dir / "office.sqlite3")
+    return office.db
 
 
 def _review(capsys: pytest.CaptureFixture[str], office: ReceivedOffice, *args: str) -> None:
@@ -128,8 +129,7 @@ def test_two_sightings_corrected_to_one_type_form_one_site(
     assert pothole["at"] == pytest.approx(_at(office_pair, p0, p1), abs=2e-7)
     assert _members(capsys, office_pair)[pothole["site_id"]] == {p0, p1}
     assert len(after) == len(before)
-    tables = sqlite3.connect(_db(office_pair))
-    assert tables.execute("SELECT COUNT(*) FROM sites WHERE sightings < 1").fetchone() == (0,)
+    assert sql(office_pair, "SELECT COUNT(*) FROM sites WHERE sightings < 1") == [(0,)]
 
 
 def test_a_correction_joins_sites_within_the_radius_given(
@@ -199,7 +199,8 @@ def test_a_redelivery_after_a_correction_counts_no_sighting_twice(
     assert [s["sightings"] for s in _pair_site(corrected, "D20")] == [2]
     members = _members(capsys, office_pair)
     everything = len(office_pair.findings) + len(office_pair.pair)
-    with Office(office_pair.office_dir, mqtt_cfg(broker.port), client_id="office-again") as again:
+    with Office(office_pair.office_dir, mqtt_cfg(broker.port), client_id="office-again",
+                db=office_pair.db) as again:  # fmt: skip
         backups = {VEHICLE: office_pair.outbox_backup, VEHICLE_TWO: office_pair.pair_outbox_backup}
         for vehicle, backup in backups.items():
             assert backup is not None

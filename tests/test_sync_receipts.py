@@ -37,7 +37,7 @@ from edge.mqtt_config import MqttConfig
 from edge.outbox import Outbox
 from edge.types import Finding
 from sync import service
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore as OfficeStore
 from sync.payloads import schema_errors
 from sync.publisher import Publisher
 

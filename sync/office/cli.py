@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import signal
-import sqlite3
 import sys
 import threading
 from dataclasses import asdict
@@ -25,8 +24,8 @@ from sync.office.export import (
     write_csv,
     write_geojson,
 )
-from sync.office.receiver import OfficeReceiver
-from sync.office.store import OfficeStore, StoreError
+from sync.office.receiver import SHARE_NAME_RE, OfficeReceiver
+from sync.office.store_api import DATABASE_ERRORS, DB_HELP, StoreError, open_store
 
 log = logging.getLogger("sync.office")
 
@@ -39,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "receive", help="store the fleet's findings, images and tracks until stopped"
     )
     add_connection_options(receive, broker_required=True)
-    receive.add_argument("--db", type=Path, required=True, help="office SQLite database")
+    receive.add_argument("--db", required=True, help=DB_HELP)
     receive.add_argument("--images", type=Path, required=True, help="folder for finding images")
     receive.add_argument("--client-id", default="roadpatrol-office",
                          help="MQTT client id; the broker keeps this id's session")  # fmt: skip
@@ -49,12 +48,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          help="findings of one type this close form one damage site")  # fmt: skip
     receive.add_argument("--receipt-batch-s", type=float, default=0.2,
                          help="receipts to vehicles gather this long, then go")  # fmt: skip
+    receive.add_argument("--shared-group", metavar="NAME", default=None,
+                         help="share the feed with the other receivers of group NAME (MQTT 5 "
+                         "shared subscription $share/NAME/...; give each its own --client-id)")
     receive.add_argument("--duration-s", type=float, default=None,
                          help="stop after S seconds (default: until signalled)")  # fmt: skip
     receive.set_defaults(handler=_receive)
 
     export = sub.add_parser("export", help="findings or damage sites as GeoJSON or CSV")
-    export.add_argument("--db", type=Path, required=True, help="office SQLite database")
+    export.add_argument("--db", required=True, help=DB_HELP)
     export.add_argument("--format", choices=("geojson", "csv"), required=True)
     export.add_argument("--min-grade", type=int, choices=(0, 1, 2, 3), default=0)
     export.add_argument("--since", help="only findings captured (sites seen) at or after this")
@@ -78,8 +80,10 @@ def _receive(args: argparse.Namespace) -> int:
     if args.site_radius_m <= 0:
         raise UsageError(f"--site-radius-m {args.site_radius_m}: must be positive")
     cfg = mqtt_config_from_args(args)
+    if args.shared_group is not None and not SHARE_NAME_RE.match(args.shared_group):
+        raise UsageError(f"--shared-group {args.shared_group!r}: letters, digits, '-' and '_' only")
     try:
-        store = OfficeStore(args.db, args.images, site_radius_m=args.site_radius_m)
+        store = open_store(args.db, args.images, site_radius_m=args.site_radius_m)
     except StoreError as exc:
         print(f"roadpatrol office receive: {exc}", file=sys.stderr)
         return 1
@@ -91,6 +95,7 @@ def _receive(args: argparse.Namespace) -> int:
         client_id=args.client_id,
         session_expiry_s=args.session_expiry_s,
         receipt_batch_s=args.receipt_batch_s,
+        shared_group=args.shared_group,
     )
     done = threading.Event()
 
@@ -100,7 +105,7 @@ def _receive(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _on_signal)
     receiver.start()
-    log.info("receiving on %s:%d into %s", cfg.host, cfg.port, args.db)
+    log.info("receiving on %s:%d into %s", cfg.host, cfg.port, store.location)
     done.wait(args.duration_s)
     receiver.stop()
     store.close()
@@ -114,7 +119,7 @@ def _export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        store = OfficeStore(args.db, None, read_only=True)
+        store = open_store(args.db, None, read_only=True)
     except StoreError as exc:
         print(f"roadpatrol office export: {exc}", file=sys.stderr)
         return 1
@@ -125,8 +130,8 @@ def _export(args: argparse.Namespace) -> int:
         else:
             rows = finding_rows(store, min_grade=args.min_grade, since=since)
             columns = FINDING_COLUMNS
-    except sqlite3.Error as exc:
-        print(f"roadpatrol office export: office database {args.db}: {exc}", file=sys.stderr)
+    except DATABASE_ERRORS as exc:
+        print(f"roadpatrol office export: office database {store.location}: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()

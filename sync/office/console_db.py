@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.serialize import format_utc
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore
 
 CONSOLE_DDL = """
 CREATE TABLE IF NOT EXISTS console_users (
@@ -61,14 +61,14 @@ def now_utc() -> str:
     return format_utc(datetime.now(UTC))
 
 
-def ensure_console_tables(store: OfficeStore) -> None:
+def ensure_console_tables(store: SqliteStore) -> None:
     """Create the console's tables and indexes where missing (idempotent)."""
     for statement in CONSOLE_DDL.split(";"):
         if statement.strip():
             store.execute(statement)
 
 
-def session_secret(store: OfficeStore, fresh: str) -> str:
+def session_secret(store: SqliteStore, fresh: str) -> str:
     """The cookie-signing secret kept in the database (``fresh`` the first time), so a restart
     keeps staff logged in and every console process on the file signs alike."""
     store.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (_SECRET_KEY, fresh))
@@ -87,7 +87,7 @@ class User:
     created_at_utc: str
 
 
-def get_user(store: OfficeStore, name: str) -> User | None:
+def get_user(store: SqliteStore, name: str) -> User | None:
     rows = store.query("SELECT * FROM console_users WHERE name = ?", (name,))
     if not rows:
         return None
@@ -95,12 +95,12 @@ def get_user(store: OfficeStore, name: str) -> User | None:
     return User(r["name"], r["role"], bool(r["disabled"]), r["password_hash"], r["created_at_utc"])
 
 
-def list_users(store: OfficeStore) -> list[User]:
+def list_users(store: SqliteStore) -> list[User]:
     rows = store.query("SELECT name FROM console_users ORDER BY name")
     return [u for u in (get_user(store, r["name"]) for r in rows) if u is not None]
 
 
-def insert_user(store: OfficeStore, name: str, role: str, password_hash: str, actor: str) -> None:
+def insert_user(store: SqliteStore, name: str, role: str, password_hash: str, actor: str) -> None:
     with store.transaction():
         store.execute(
             "INSERT INTO console_users VALUES (?,?,?,0,?)", (name, role, password_hash, now_utc())
@@ -108,7 +108,7 @@ def insert_user(store: OfficeStore, name: str, role: str, password_hash: str, ac
         _audit(store, None, actor, "user_added", {"user": name, "role": role})
 
 
-def set_user_disabled(store: OfficeStore, name: str, disabled: bool, actor: str) -> bool:
+def set_user_disabled(store: SqliteStore, name: str, disabled: bool, actor: str) -> bool:
     with store.transaction():
         cur = store.execute(
             "UPDATE console_users SET disabled = ? WHERE name = ?", (int(disabled), name)
@@ -119,7 +119,7 @@ def set_user_disabled(store: OfficeStore, name: str, disabled: bool, actor: str)
     return bool(cur.rowcount)
 
 
-def set_password_hash(store: OfficeStore, name: str, password_hash: str) -> None:
+def set_password_hash(store: SqliteStore, name: str, password_hash: str) -> None:
     """Store a rehash (argon2 parameters raised since the account was made)."""
     with store.transaction():
         store.execute(
@@ -130,14 +130,14 @@ def set_password_hash(store: OfficeStore, name: str, password_hash: str) -> None
 # --- repair states and audit --------------------------------------------------------------
 
 
-def _audit(store: OfficeStore, site_id: int | None, actor: str, action: str, detail: Any) -> None:
+def _audit(store: SqliteStore, site_id: int | None, actor: str, action: str, detail: Any) -> None:
     store.execute(
         "INSERT INTO audit (site_id, actor, action, detail, at_utc) VALUES (?,?,?,?,?)",
         (site_id, actor, action, json.dumps(detail, ensure_ascii=False), now_utc()),
     )
 
 
-def repair_state(store: OfficeStore, site_id: int) -> dict[str, Any]:
+def repair_state(store: SqliteStore, site_id: int) -> dict[str, Any]:
     rows = store.query("SELECT * FROM repair_states WHERE site_id = ?", (site_id,))
     if rows:
         return dict(rows[0])
@@ -146,11 +146,11 @@ def repair_state(store: OfficeStore, site_id: int) -> dict[str, Any]:
             "updated_by": "", "updated_at_utc": ""}  # fmt: skip
 
 
-def repair_states(store: OfficeStore) -> dict[int, dict[str, Any]]:
+def repair_states(store: SqliteStore) -> dict[int, dict[str, Any]]:
     return {r["site_id"]: dict(r) for r in store.query("SELECT * FROM repair_states")}
 
 
-def write_repair_state(store: OfficeStore, row: dict[str, Any], actor: str, action: str) -> None:
+def write_repair_state(store: SqliteStore, row: dict[str, Any], actor: str, action: str) -> None:
     """Replace a site's repair state and record the change, in one transaction."""
     row = {**row, "updated_by": actor, "updated_at_utc": now_utc()}
     with store.transaction():
@@ -166,7 +166,7 @@ def write_repair_state(store: OfficeStore, row: dict[str, Any], actor: str, acti
         _audit(store, int(row["site_id"]), actor, action, detail)
 
 
-def sightings_after_repair(store: OfficeStore) -> list[dict[str, Any]]:
+def sightings_after_repair(store: SqliteStore) -> list[dict[str, Any]]:
     """Repaired or closed sites with a finding captured after the repair: each site once, with
     its newest such finding."""
     rows = store.query(
@@ -179,7 +179,7 @@ def sightings_after_repair(store: OfficeStore) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def audit_trail(store: OfficeStore, site_id: int) -> list[dict[str, Any]]:
+def audit_trail(store: SqliteStore, site_id: int) -> list[dict[str, Any]]:
     """The site's repair changes and the reviews of its findings, oldest first."""
     rows = store.query(
         "SELECT at_utc, actor, action, detail, NULL AS finding_id FROM audit WHERE site_id = ? "
@@ -192,7 +192,7 @@ def audit_trail(store: OfficeStore, site_id: int) -> list[dict[str, Any]]:
     return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 
 
-def work_orders(store: OfficeStore) -> list[dict[str, Any]]:
+def work_orders(store: SqliteStore) -> list[dict[str, Any]]:
     rows = store.query(
         "SELECT rs.site_id, s.type_code, s.lat_deg, s.lon_deg, s.max_grade, rs.state, "
         "rs.assignee, rs.due_date, rs.repaired_at_utc, rs.repaired_by, rs.note, rs.updated_by, "
@@ -202,5 +202,5 @@ def work_orders(store: OfficeStore) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def site_exists(store: OfficeStore, site_id: int) -> bool:
+def site_exists(store: SqliteStore, site_id: int) -> bool:
     return bool(store.query("SELECT 1 FROM sites WHERE id = ?", (site_id,)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync.office.review import OFFICE_GRADE_SQL
-from sync.office.store import CURRENT_REVIEW_JOIN, OfficeStore
+from sync.office.store import CURRENT_REVIEW_JOIN, SqliteStore
 
 # The types the office acts on: the corrected ones after a correction, else the vehicle's.
 OFFICE_TYPES_SQL = "COALESCE(CASE WHEN r.verdict = 'corrected' THEN r.type_codes END, f.type_codes)"
@@ -51,7 +51,7 @@ def _period(flt: MapFilter, ends: str, starts: str, where: list[str], params: li
 
 def finding_where(flt: MapFilter) -> tuple[str, list[Any]]:
     """SQL conditions over ``findings f`` with its current review ``r``, and their parameters."""
-    where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+    where, params = ["1 = 1"], []  # type: tuple[list[str], list[Any]]
     if flt.grades:
         where.append(_in(OFFICE_GRADE_SQL, flt.grades, params))
     if flt.types:
@@ -92,7 +92,7 @@ def site_member_where(site_id: int) -> tuple[str, list[Any]]:
 def site_where(flt: MapFilter) -> tuple[str, list[Any]]:
     """SQL conditions over ``sites s`` (grade and review state are filtered after the sites'
     reviews are worked out: see ``site_review``)."""
-    where, params = ["1"], []  # type: tuple[list[str], list[Any]]
+    where, params = ["1 = 1"], []  # type: tuple[list[str], list[Any]]
     if flt.types:
         where.append(_in("s.type_code", flt.types, params))
     if flt.repair_states:
@@ -119,7 +119,7 @@ _OFFICE_GRADE_LOOKUP_SQL = (
 )
 
 
-def cluster_findings(store: OfficeStore, flt: MapFilter, cell_deg: float) -> list[dict[str, Any]]:
+def cluster_findings(store: SqliteStore, flt: MapFilter, cell_deg: float) -> list[dict[str, Any]]:
     """Findings with a position grouped in a grid of ``cell_deg`` cells (the zoomed-out map):
     per cell its count, mean position and highest office grade.
 
@@ -141,7 +141,7 @@ def cluster_findings(store: OfficeStore, flt: MapFilter, cell_deg: float) -> lis
     return [dict(r) for r in rows]
 
 
-def finding_detail(store: OfficeStore, finding_id: str) -> dict[str, Any] | None:
+def finding_detail(store: SqliteStore, finding_id: str) -> dict[str, Any] | None:
     """What the review queue shows of one finding beyond the export's columns."""
     rows = store.query(
         "SELECT f.payload, (SELECT group_concat(site_id) FROM site_findings "
@@ -162,7 +162,7 @@ def finding_detail(store: OfficeStore, finding_id: str) -> dict[str, Any] | None
             "other_sightings": [dict(r) for r in others]}  # fmt: skip
 
 
-def track_points(store: OfficeStore, flt: MapFilter) -> list[dict[str, Any]]:
+def track_points(store: SqliteStore, flt: MapFilter) -> list[dict[str, Any]]:
     """Timed track points in the filter's period and vehicles, by vehicle then time."""
     where, params = ["t_utc != ''"], []  # type: tuple[list[str], list[Any]]
     _period(flt, "t_utc", "t_utc", where, params)
@@ -176,7 +176,7 @@ def track_points(store: OfficeStore, flt: MapFilter) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def distinct_values(store: OfficeStore) -> dict[str, list[str]]:
+def distinct_values(store: SqliteStore) -> dict[str, list[str]]:
     """The vehicles and model ids the filter offers."""
     q = store.query
     return {
@@ -185,12 +185,12 @@ def distinct_values(store: OfficeStore) -> dict[str, list[str]]:
     }
 
 
-def check_readable(store: OfficeStore) -> None:
+def check_readable(store: SqliteStore) -> None:
     """Raises sqlite3.Error when the findings cannot be read (the health check)."""
     store.query("SELECT 1 FROM findings LIMIT 1")
 
 
-def image_vehicle(store: OfficeStore, finding_id: str) -> str | None:
+def image_vehicle(store: SqliteStore, finding_id: str) -> str | None:
     """The vehicle whose stored image this finding's is; None without an image."""
     rows = store.query("SELECT vehicle_id FROM images WHERE finding_id = ?", (finding_id,))
     return str(rows[0]["vehicle_id"]) if rows else None
@@ -201,5 +201,5 @@ def finding_id_where(finding_id: str) -> tuple[str, list[Any]]:
     return "f.id = ?", [finding_id]
 
 
-def latest_received(store: OfficeStore) -> str:
+def latest_received(store: SqliteStore) -> str:
     return str(store.query("SELECT COALESCE(MAX(received_at_utc), '') FROM findings")[0][0])

@@ -57,7 +57,7 @@ def finding_rows(
     *,
     min_grade: int = 0,
     since: str | None = None,
-    where: tuple[str, list[Any]] = ("1", []),
+    where: tuple[str, list[Any]] = ("1 = 1", []),
 ) -> list[dict[str, Any]]:
     """Findings as exported; ``where`` adds SQL conditions over ``findings f`` and its current
     review ``r`` with their parameters (the console's filter, ``sync.office.console_map``)."""
@@ -66,7 +66,8 @@ def finding_rows(
         "SELECT f.id, f.vehicle_id, f.boot_id, f.seq, f.captured_at_utc, f.grade, f.type_codes, "
         "f.lat_deg, f.lon_deg, f.model_id, f.origin, f.sightings, f.received_at_utc, "
         f"i.path AS image_path, {REVIEW_SELECT}, "
-        "(SELECT group_concat(site_id) FROM site_findings sf WHERE sf.finding_id = f.id) "
+        f"(SELECT {store.group_concat('site_id')} FROM site_findings sf "
+        "WHERE sf.finding_id = f.id) "
         "AS site_ids "
         f"FROM findings f LEFT JOIN images i ON i.finding_id = f.id {CURRENT_REVIEW_JOIN} "
         f"WHERE {OFFICE_GRADE_SQL} >= ? AND f.captured_at_utc >= ? AND {where[0]} "
@@ -81,14 +82,14 @@ def site_rows(
     *,
     min_grade: int = 0,
     since: str | None = None,
-    where: tuple[str, list[Any]] = ("1", []),
+    where: tuple[str, list[Any]] = ("1 = 1", []),
 ) -> list[dict[str, Any]]:
     """Damage sites as exported; ``where`` adds SQL conditions over ``sites s``."""
     ensure_reviews_readable(store)
     rows = store.query(
         "SELECT s.id AS site_id, s.type_code, s.lat_deg, s.lon_deg, s.sightings, s.max_grade, "
         "s.first_seen_utc, s.last_seen_utc, s.last_finding_id, i.path AS image_path, "
-        "(SELECT group_concat(DISTINCT f.vehicle_id) FROM site_findings sf "
+        f"(SELECT {store.group_concat('f.vehicle_id', distinct=True)} FROM site_findings sf "
         " JOIN findings f ON f.id = sf.finding_id WHERE sf.site_id = s.id) AS vehicles "
         "FROM sites s LEFT JOIN images i ON i.finding_id = s.last_finding_id "
         f"WHERE s.last_seen_utc >= ? AND {where[0]} ORDER BY s.id",

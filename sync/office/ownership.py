@@ -31,17 +31,6 @@ PARK_MAX_S = 24 * 3600.0  # a vehicle sends a finding just before its image; a d
 PARK_MAX_PER_VEHICLE = 1000  # and a vehicle cannot fill the office's disk with parked photos
 PARKED_DIR = ".parked"  # not a valid vehicle id, so never one vehicle's images folder
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS parked_images (
-    vehicle_id TEXT NOT NULL,
-    finding_id TEXT NOT NULL,
-    path TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    parked_at_unix_s REAL NOT NULL,
-    PRIMARY KEY (vehicle_id, finding_id)
-);
-CREATE INDEX IF NOT EXISTS parked_images_finding ON parked_images (finding_id);
-"""
 
 
 class NotYours(ValueError):
@@ -62,10 +51,7 @@ class Ownership:
 
     def __init__(self, store: OfficeStore) -> None:
         self.store = store
-        self.stats = OwnershipStats()
-        with store.transaction():
-            for statement in filter(str.strip, _DDL.split(";")):
-                store.execute(statement)
+        self.stats = OwnershipStats()  # table parked_images: schema 2 (sync.office.migrations)
 
     def owner_of(self, finding_id: str) -> str | None:
         row = store_row(self.store, "SELECT vehicle_id FROM findings WHERE id=?", (finding_id,))
@@ -129,11 +115,17 @@ class Ownership:
         write_durably(path, jpeg)
         with self.store.transaction():
             self.store.execute(
-                "INSERT OR REPLACE INTO parked_images VALUES (?,?,?,?,?)",
+                "INSERT INTO parked_images VALUES (?,?,?,?,?) ON CONFLICT (vehicle_id, finding_id) "
+                "DO UPDATE SET path = excluded.path, bytes = excluded.bytes, "
+                "parked_at_unix_s = excluded.parked_at_unix_s",
                 (vehicle_id, finding_id, str(path), len(jpeg), time.time()),
             )
         self.stats.parked += 1
         log.info("image for %s of %s came before its finding: parked", finding_id, vehicle_id)
+        # With several receivers the finding may have been stored by another one meanwhile,
+        # after it looked for parked images and before this row was visible: look again.
+        if self.owner_of(finding_id) == vehicle_id:
+            self.adopt(vehicle_id, finding_id)
 
     def adopt(self, vehicle_id: str, finding_id: str) -> bool:
         """Once a finding is stored: move its own vehicle's parked image in (True if one
@@ -144,10 +136,9 @@ class Ownership:
         adopted = False
         for row in rows:
             path = Path(row["path"])
-            if row["vehicle_id"] == vehicle_id and path.is_file():
-                jpeg = path.read_bytes()
-                self.store.add_image(vehicle_id, finding_id, jpeg)
-                adopted = True
+            jpeg = _read(path) if row["vehicle_id"] == vehicle_id else None
+            if jpeg is not None:  # None: another receiver adopted it first
+                adopted = self.store.add_image(vehicle_id, finding_id, jpeg) or adopted
                 self.stats.adopted += 1
             elif row["vehicle_id"] != vehicle_id:
                 self.stats.refused_foreign += 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
+import re
 import ssl
 import threading
 from collections.abc import Callable
@@ -29,7 +29,7 @@ from edge.mqtt_config import MqttConfig
 from sync.mqtt_client import Backoff, connect, make_client, reason_text
 from sync.office.ownership import NotYours, Ownership
 from sync.office.receipts import ReceiptSender
-from sync.office.store import OfficeStore
+from sync.office.store_api import DATABASE_ERRORS, OfficeStore
 from sync.payloads import FINDING_ID_RE, IMAGE_SCHEMA_TAGS, VEHICLE_ID_RE, schema_errors
 
 log = logging.getLogger("sync.office.receiver")
@@ -37,6 +37,9 @@ log = logging.getLogger("sync.office.receiver")
 MAX_JSON_BYTES = 256 * 1024
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 JPEG_MAGIC = b"\xff\xd8\xff"
+# Not acked: the broker delivers the message again.
+STORE_FAILURES: tuple[type[Exception], ...] = (*DATABASE_ERRORS, OSError)
+SHARE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # no '/', '+', '#' in a share name
 
 
 class Rejected(ValueError):
@@ -215,8 +218,10 @@ class OfficeReceiver:
         client_id: str = "roadpatrol-office",
         session_expiry_s: int = 7 * 24 * 3600,
         receipt_batch_s: float = 0.2,
+        shared_group: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.shared_group = shared_group
         self.client_id = client_id
         self.session_expiry_s = session_expiry_s
         self.receipts = ReceiptSender(
@@ -235,6 +240,12 @@ class OfficeReceiver:
     @property
     def stats(self) -> ReceiverStats:
         return self.handler.stats
+
+    @property
+    def topic_filter(self) -> str:
+        """The fleet's topics; in a shared group the broker hands each message to one member."""
+        feed = f"{self.cfg.topic_prefix}/+/#"
+        return feed if self.shared_group is None else f"$share/{self.shared_group}/{feed}"
 
     @property
     def connected(self) -> bool:
@@ -327,11 +338,12 @@ class OfficeReceiver:
             self.last_error = f"broker refused the connection: {reason_text(reason_code)}"
             log.error("attempt %d: %s", self._attempts, self.last_error)
             return
-        topic = f"{self.cfg.topic_prefix}/+/#"
-        if client.protocol == mqtt.MQTTv5:  # not our own receipts back
-            client.subscribe(topic, options=SubscribeOptions(qos=1, noLocal=True))
+        if client.protocol == mqtt.MQTTv5 and self.shared_group is None:
+            # Not our own receipts back. MQTT 5 forbids No Local on a shared subscription:
+            # there the handler skips receipts, as under 3.1.1.
+            client.subscribe(self.topic_filter, options=SubscribeOptions(qos=1, noLocal=True))
         else:
-            client.subscribe(topic, qos=1)
+            client.subscribe(self.topic_filter, qos=1)
         self.last_error = None
         log.info(
             "connected to %s:%d (attempt %d, session present: %s)",
@@ -375,7 +387,7 @@ class OfficeReceiver:
         except Rejected as exc:
             self.handler.stats.rejected += 1
             log.warning("skipped message on %r: %s", (topic or "?")[:200], exc)
-        except (sqlite3.Error, OSError) as exc:
+        except STORE_FAILURES as exc:
             # Not acked: the broker delivers it again after we reconnect.
             self.handler.stats.store_failures += 1
             self.last_error = f"cannot store message: {exc}"

@@ -89,8 +89,7 @@ def ensure_reviews_readable(store: OfficeStore) -> None:
     Such a file has no ``reviews`` table and must not be written by an export; an empty
     temporary table of the same name (in the connection's own temp schema) answers for it.
     """
-    found = store.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name='reviews'")
-    if not found:
+    if not store.has_table("reviews"):
         store.query(
             "CREATE TEMP TABLE IF NOT EXISTS reviews (id INTEGER PRIMARY KEY, finding_id TEXT, "
             "verdict TEXT, grade INTEGER, type_codes TEXT, reviewer TEXT, note TEXT, "
@@ -118,7 +117,7 @@ def add_review(
         raise ReviewError(f"verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
     rows = store.query("SELECT type_codes FROM findings WHERE id = ?", (finding_id,))
     if not rows:
-        raise ReviewError(f"finding {finding_id!r}: no such finding in {store.db_path}")
+        raise ReviewError(f"finding {finding_id!r}: no such finding in {store.location}")
     if not reviewer.strip():
         raise ReviewError("--by '': the reviewer's name must not be empty")
     if verdict == "corrected":

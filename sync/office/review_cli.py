@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,15 @@ from sync.office.review import (
     review_history,
     review_queue,
 )
-from sync.office.store import OfficeStore, StoreError
+from sync.office.store_api import (
+    DATABASE_ERRORS,
+    DB_HELP,
+    OfficeStore,
+    StoreError,
+    is_postgres,
+    open_store,
+    sqlite_path,
+)
 
 
 def _default_reviewer() -> str:
@@ -38,7 +45,7 @@ def add_review_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         description="Store the office's verdict beside the vehicle's finding (history is kept; "
         "the newest review counts), or with --list show findings, office grade 3 first.",
     )
-    review.add_argument("--db", type=Path, required=True, help="office SQLite database")
+    review.add_argument("--db", required=True, help=DB_HELP)
     review.add_argument("finding_id", nargs="?", metavar="FINDING_ID")
     verdict = review.add_mutually_exclusive_group()
     verdict.add_argument("--confirm", action="store_true", help="the vehicle was right")
@@ -63,7 +70,7 @@ def add_review_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "export-graded",
         help="graded images as the folder tree `model evaluate --folders` reads",
     )
-    graded.add_argument("--db", type=Path, required=True, help="office SQLite database")
+    graded.add_argument("--db", required=True, help=DB_HELP)
     graded.add_argument("--images", type=Path, required=True,
                         help="the office's images folder (from `office receive`)")  # fmt: skip
     graded.add_argument("--out", type=Path, required=True, help="new or empty folder to fill")
@@ -74,13 +81,15 @@ def add_review_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _open(
-    db: Path, images: Path | None, *, read_only: bool, command: str, radius_m: float = 5.0
+    db: str, images: Path | None, *, read_only: bool, command: str, radius_m: float = 5.0
 ) -> OfficeStore | None:
-    if not db.is_file():  # a writable open would create it: a typo must not make a new office
-        print(f"roadpatrol office {command}: office database {db}: no such file", file=sys.stderr)
+    # A writable open would create the file: a typo must not make a new office.
+    if not is_postgres(db) and not sqlite_path(db).is_file():
+        print(f"roadpatrol office {command}: office database {sqlite_path(db)}: no such file",
+              file=sys.stderr)  # fmt: skip
         return None
     try:
-        return OfficeStore(db, images, read_only=read_only, site_radius_m=radius_m)
+        return open_store(db, images, read_only=read_only, site_radius_m=radius_m)
     except StoreError as exc:
         print(f"roadpatrol office {command}: {exc}", file=sys.stderr)
         return None
@@ -125,8 +134,8 @@ def _review(args: argparse.Namespace) -> int:
         except ReviewError as exc:
             raise UsageError(str(exc)) from None
         history = review_history(store, args.finding_id)
-    except sqlite3.Error as exc:
-        print(f"roadpatrol office review: office database {args.db}: {exc}", file=sys.stderr)
+    except DATABASE_ERRORS as exc:
+        print(f"roadpatrol office review: office database {store.location}: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()
@@ -177,8 +186,8 @@ def _export_graded(args: argparse.Namespace) -> int:
     except GradedExportError as exc:
         print(f"roadpatrol office export-graded: {exc}", file=sys.stderr)
         return 1
-    except sqlite3.Error as exc:
-        print(f"roadpatrol office export-graded: office database {args.db}: {exc}",
+    except DATABASE_ERRORS as exc:
+        print(f"roadpatrol office export-graded: office database {store.location}: {exc}",
               file=sys.stderr)  # fmt: skip
         return 1
     finally:

@@ -1,4 +1,5 @@
-"""The office's SQLite database: findings, images, tracks, vehicle status and damage sites.
+"""The office's SQLite database (the embedded default store): findings, images, tracks,
+vehicle status and damage sites.
 
 Every write is idempotent on the sender's identity (finding id; vehicle, time and place for track
 points), because MQTT QoS 1 delivers at least once and vehicles resend after every reconnect.
@@ -14,95 +15,22 @@ import json
 import math
 import os
 import sqlite3
-from dataclasses import dataclass
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edge.serialize import format_utc, parse_utc
+from sync.office.migrations import migrate_sqlite
+from sync.office.store_api import OfficeStore, StoreCounts, StoreError, open_store
 from sync.payloads import FINDING_ID_RE, VEHICLE_ID_RE
 
-SCHEMA_VERSION = 1
+__all__ = ["OfficeStore", "SqliteStore", "StoreCounts", "StoreError", "open_store"]
+
+SCHEMA_VERSION = 2  # 2: reviews, parked_images, the site-member index (sync.office.migrations)
 EARTH_RADIUS_M = 6_371_008.8
 MANUAL_TYPE = "manual"  # site type of a crew-marked finding that names no damage type
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS findings (
-    id TEXT PRIMARY KEY,
-    vehicle_id TEXT NOT NULL,
-    boot_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    captured_at_utc TEXT NOT NULL,
-    lat_deg REAL,
-    lon_deg REAL,
-    grade INTEGER NOT NULL,
-    type_codes TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    sightings INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    received_at_utc TEXT NOT NULL,
-    deliveries INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS findings_captured ON findings (captured_at_utc);
-CREATE TABLE IF NOT EXISTS images (
-    finding_id TEXT PRIMARY KEY,
-    vehicle_id TEXT NOT NULL,
-    path TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    received_at_utc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS track_points (
-    vehicle_id TEXT NOT NULL,
-    t_utc TEXT NOT NULL,  -- '' when the vehicle did not know the time
-    lat_deg REAL NOT NULL,
-    lon_deg REAL NOT NULL,
-    speed_mps REAL,
-    heading_deg REAL,
-    hdop REAL,
-    fix_mode INTEGER NOT NULL,
-    received_at_utc TEXT NOT NULL,
-    PRIMARY KEY (vehicle_id, t_utc, lat_deg, lon_deg)
-);
-CREATE TABLE IF NOT EXISTS vehicle_status (
-    vehicle_id TEXT PRIMARY KEY,
-    online INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    received_at_utc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sites (
-    id INTEGER PRIMARY KEY,
-    type_code TEXT NOT NULL,
-    lat_deg REAL NOT NULL,
-    lon_deg REAL NOT NULL,
-    sightings INTEGER NOT NULL,
-    max_grade INTEGER NOT NULL,
-    first_seen_utc TEXT NOT NULL,
-    last_seen_utc TEXT NOT NULL,
-    last_finding_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sites_type_lat ON sites (type_code, lat_deg);
-CREATE TABLE IF NOT EXISTS site_findings (
-    finding_id TEXT NOT NULL,
-    type_code TEXT NOT NULL,
-    site_id INTEGER NOT NULL,
-    PRIMARY KEY (finding_id, type_code)
-);
--- Added with office review (still schema 1: purely additive, older software ignores it).
--- Beside the findings, never over them; the highest id of a finding is its current review.
-CREATE TABLE IF NOT EXISTS reviews (
-    id INTEGER PRIMARY KEY,
-    finding_id TEXT NOT NULL,
-    verdict TEXT NOT NULL CHECK (verdict IN ('confirmed', 'corrected', 'not_damage')),
-    grade INTEGER CHECK (grade BETWEEN 0 AND 3),  -- null unless corrected
-    type_codes TEXT,  -- comma-separated; null unless corrected
-    reviewer TEXT NOT NULL,
-    note TEXT NOT NULL,
-    reviewed_at_utc TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS reviews_finding ON reviews (finding_id, id);
-"""
 # For any query over ``findings f``: its current review as ``r`` (null columns when unreviewed).
 CURRENT_REVIEW_JOIN = (
     "LEFT JOIN reviews r ON r.id = (SELECT MAX(id) FROM reviews WHERE finding_id = f.id)"
@@ -118,10 +46,6 @@ def vehicle_site_grades(payload: dict[str, Any]) -> dict[str, int]:
     return dict(sorted(grades.items())) or {MANUAL_TYPE: int(payload["grade"])}
 
 
-class StoreError(Exception):
-    """The database cannot be opened or used; the message names the file."""
-
-
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance (haversine)."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -133,7 +57,8 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def write_durably(path: Path, data: bytes) -> None:
     """Write, fsync and rename into place: the file is whole or absent after a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    # A name of this process's own: receivers sharing one volume never write the same temp file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -141,21 +66,22 @@ def write_durably(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _now() -> str:
+def now_utc() -> str:
     return format_utc(datetime.now(UTC))
 
 
-@dataclass(frozen=True, slots=True)
-class StoreCounts:
-    findings: int
-    deliveries: int
-    images: int
-    track_points: int
-    sites: int
-    vehicles_online: int
+def image_path_in(images_dir: Path | None, vehicle_id: str, finding_id: str) -> Path:
+    """``<images>/<vehicle>/<finding id>.jpg``: a finding id belongs to one vehicle, so
+    receivers sharing one volume never name the same file for different images."""
+    # Only ids that passed these patterns ever name a file: no separators, no '..'.
+    if images_dir is None:
+        raise ValueError("this store was opened without an images folder")
+    if not VEHICLE_ID_RE.match(vehicle_id) or not FINDING_ID_RE.match(finding_id):
+        raise ValueError(f"refusing to name an image file from {vehicle_id!r}/{finding_id!r}")
+    return images_dir / vehicle_id / f"{finding_id}.jpg"
 
 
-class OfficeStore:
+class SqliteStore:
     """Single-writer store; open one per process."""
 
     def __init__(
@@ -184,21 +110,22 @@ class OfficeStore:
                 self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_DDL)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            found = self._db.execute(
-                "SELECT value FROM meta WHERE key='schema_version'"
-            ).fetchone()[0]
-        except (sqlite3.Error, OSError) as exc:
+                migrate_sqlite(self._db, SCHEMA_VERSION)
+            found = int(
+                self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+            )
+        except (sqlite3.Error, OSError, ValueError) as exc:
             raise StoreError(f"office database {db_path}: {exc}") from exc
-        if found != str(SCHEMA_VERSION):
+        # A reader takes an older file as it is (it never writes); only a newer one is refused.
+        if found > SCHEMA_VERSION or (found != SCHEMA_VERSION and not read_only):
             raise StoreError(
                 f"office database {db_path}: schema version {found}, this software knows "
                 f"{SCHEMA_VERSION}"
             )
+
+    @property
+    def location(self) -> str:
+        return str(self.db_path)
 
     def close(self) -> None:
         self._db.close()
@@ -220,7 +147,7 @@ class OfficeStore:
                     fid, payload["vehicle_id"], payload["boot_id"], payload["seq"], captured,
                     lat, lon, payload["grade"], ",".join(types), payload["model_id"],
                     payload["origin"], payload["sightings"],
-                    json.dumps(payload, separators=(",", ":")), _now(),
+                    json.dumps(payload, separators=(",", ":")), now_utc(),
                 ),
             )  # fmt: skip
             row = self._db.execute("SELECT deliveries FROM findings WHERE id=?", (fid,)).fetchone()
@@ -269,12 +196,7 @@ class OfficeStore:
         return site_id
 
     def image_path_for(self, vehicle_id: str, finding_id: str) -> Path:
-        # Only ids that passed these patterns ever name a file: no separators, no '..'.
-        if self.images_dir is None:
-            raise ValueError("this store was opened without an images folder")
-        if not VEHICLE_ID_RE.match(vehicle_id) or not FINDING_ID_RE.match(finding_id):
-            raise ValueError(f"refusing to name an image file from {vehicle_id!r}/{finding_id!r}")
-        return self.images_dir / vehicle_id / f"{finding_id}.jpg"
+        return image_path_in(self.images_dir, vehicle_id, finding_id)
 
     def add_image(self, vehicle_id: str, finding_id: str, jpeg: bytes) -> bool:
         """Write the image file (atomically) and its row; False when it was already stored."""
@@ -288,7 +210,7 @@ class OfficeStore:
         with self.transaction():
             self._db.execute(
                 "INSERT OR IGNORE INTO images VALUES (?,?,?,?,?)",
-                (finding_id, vehicle_id, str(path), len(jpeg), _now()),
+                (finding_id, vehicle_id, str(path), len(jpeg), now_utc()),
             )
         return True
 
@@ -297,7 +219,7 @@ class OfficeStore:
         before = self._db.total_changes
         with self.transaction():
             # A point is the same point whatever batch carried it: key on time and place.
-            now = _now()
+            now = now_utc()
             self._db.executemany(
                 "INSERT OR IGNORE INTO track_points VALUES (?,?,?,?,?,?,?,?,?)",
                 [
@@ -318,7 +240,7 @@ class OfficeStore:
                 "INSERT INTO vehicle_status VALUES (?,?,?,?) ON CONFLICT(vehicle_id) DO UPDATE "
                 "SET online=excluded.online, payload=excluded.payload, "
                 "received_at_utc=excluded.received_at_utc",
-                (vehicle_id, int(bool(payload["online"])), json.dumps(payload), _now()),
+                (vehicle_id, int(bool(payload["online"])), json.dumps(payload), now_utc()),
             )
 
     def transaction(self) -> _Transaction:
@@ -349,6 +271,16 @@ class OfficeStore:
         cur = self._db.cursor()
         cur.row_factory = sqlite3.Row
         return cur.execute(sql, params).fetchall()
+
+    def has_table(self, name: str) -> bool:
+        return bool(
+            self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+            ).fetchone()
+        )
+
+    def group_concat(self, expr: str, *, distinct: bool = False) -> str:
+        return f"group_concat({'DISTINCT ' if distinct else ''}{expr})"
 
 
 class _Transaction:

@@ -34,7 +34,7 @@ from sync.office.console_db import (
     ensure_console_tables,
     insert_user,
 )
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore as OfficeStore
 
 FINDINGS = 100_000
 CITY = (140.03, 35.53, 140.25, 35.70)  # west, south, east, north: about Chiba City

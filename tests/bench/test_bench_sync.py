@@ -40,7 +40,7 @@ from _mqtt_fixtures import (
 
 from edge.serialize import finding_to_dict
 from sync.mqtt_client import publish_properties
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore as OfficeStore
 from sync.payloads import finding_payload, image_user_properties
 
 COUNT = int(os.environ.get("ROADPATROL_BENCH_SYNC_COUNT", "10000"))  # smaller: a dry run

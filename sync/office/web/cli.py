@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from edge.cli import UsageError
-from sync.office.store import OfficeStore, StoreError
+from sync.office.store import SqliteStore, StoreError
 from sync.payloads import VEHICLE_ID_RE
 
 ROLE_CHOICES = ("viewer", "reviewer", "admin")
@@ -47,14 +47,14 @@ def add_console_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     disable.set_defaults(handler=_user_disable)
 
 
-def _store(db: Path, command: str) -> OfficeStore | None:
+def _store(db: Path, command: str) -> SqliteStore | None:
     from sync.office.console_db import ensure_console_tables
 
     if not db.is_file():  # a typo must not make a new office database
         print(f"roadpatrol office {command}: office database {db}: no such file", file=sys.stderr)
         return None
     try:
-        store = OfficeStore(db, None)
+        store = SqliteStore(db, None)
     except StoreError as exc:
         print(f"roadpatrol office {command}: {exc}", file=sys.stderr)
         return None

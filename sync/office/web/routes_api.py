@@ -27,7 +27,7 @@ from sync.office.console_map import (
 from sync.office.export import feature_collection, finding_rows, site_rows
 from sync.office.repairs import RepairError, reopen_resighted, set_repair_state
 from sync.office.review import ReviewError, add_review, parse_type_codes, review_history
-from sync.office.store import OfficeStore
+from sync.office.store import SqliteStore
 from sync.office.web.app import Console
 from sync.office.web.auth import needs
 from sync.office.web.coverage import coverage, track_lines, tracks_geojson
@@ -192,7 +192,7 @@ async def api_reviews(request: Request) -> Response:
                          "reviews": len(review_history(store, review.finding_id))})  # fmt: skip
 
 
-def change_repair(store: OfficeStore, site_id: int, doc: dict[str, Any], actor: str) -> Any:
+def change_repair(store: SqliteStore, site_id: int, doc: dict[str, Any], actor: str) -> Any:
     fields = {k: str(doc.get(k, "")) for k in ("assignee", "due_date", "repaired_on",
                                                "repaired_by", "note")}  # fmt: skip
     return set_repair_state(store, site_id, str(doc.get("state", "")), actor, fields)
