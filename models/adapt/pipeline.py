@@ -167,9 +167,14 @@ def provenance(
     base: ModelManifest,
     rehearsal_images: int,
 ) -> dict[str, Any]:
+    given = load_manifest(req.base.with_suffix(".json"))
     return {
         **base.training,
-        "adapted_from": {"package": base.model_id, "sha256": base.sha256},
+        "adapted_from": {
+            "package": given.model_id,
+            "sha256": given.sha256,
+            "weights_from": base.model_id,
+        },
         "adapted_utc": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "graded_sources": list(graded.sources),
         "heldout_group": holdout,
