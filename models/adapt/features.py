@@ -10,6 +10,7 @@ where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,3 +77,34 @@ def trunk_features(
     if not parts8:
         raise ValueError(f"{desc}: no images")
     return Features(np.concatenate(parts8), np.concatenate(parts16))
+
+
+def augmented_reader(view: int) -> Callable[[Path], np.ndarray]:
+    """Images as the base's training augments them (scale crop, mirror, brightness and
+    contrast, blur, JPEG quality), the same for a given file and view on every run, so the
+    cached views stay valid when a run resumes."""
+    from models.training.dataset import augment
+
+    def read(path: Path) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(f"{view}/{path.name}".encode()).digest()[:8])
+        rng = np.random.default_rng(seed)
+        image, _, _ = augment(_read(path), np.zeros((0, 4), np.float32), rng)
+        return image
+
+    return read
+
+
+def graded_views(
+    model: RoadDamageNet, paths: list[Path], size: int, cache: Path, views: int
+) -> Features:
+    """View 0 (the images as they are) and ``views - 1`` augmented views of each image,
+    stacked view after view: row ``v * len(paths) + i`` is view v of image i."""
+    parts = [trunk_features(model, paths, size, cache / "graded", "graded features")]
+    for v in range(1, views):
+        parts.append(
+            trunk_features(
+                model, paths, size, cache / f"graded-view{v}", f"graded view {v}/{views - 1}",
+                reader=augmented_reader(v),
+            )
+        )  # fmt: skip
+    return Features(np.concatenate([p.c8 for p in parts]), np.concatenate([p.c16 for p in parts]))

@@ -72,15 +72,15 @@ def fine_tuned_model(
 ) -> tuple[Any, ModelManifest, list[dict[str, float]], int]:
     """The base network fine-tuned on the graded training images (resuming when it can)."""
     from models.adapt.base_weights import load_base
-    from models.adapt.features import trunk_features
+    from models.adapt.features import graded_views, trunk_features
     from models.adapt.train import fine_tune
 
     model, base_manifest = load_base(req.base)
     size = base_manifest.input.width
     run = req.options.run
     _, rehearsal = _rehearsal(req.voc, req.rehearsal_images)
-    graded_f = trunk_features(
-        model, [g.path for g in train_g], size, run / "features" / "graded", "graded features"
+    graded_f = graded_views(
+        model, [g.path for g in train_g], size, run / "features", req.options.views
     )
     rdd_f = None
     if req.options.keep_boxes != "frozen":
@@ -186,6 +186,7 @@ def provenance(
             "(features cached)",
             "epochs": req.options.epochs,
             "graded_per_step": req.options.graded_per_step,
+            "graded_views": req.options.views,
             "rdd_per_step": req.options.rdd_per_step if req.options.keep_boxes != "frozen" else 0,
             "rehearsal_images": rehearsal_images,
             "lr": req.options.lr,

@@ -63,6 +63,8 @@ class AdaptOptions:
     lr: float = 4e-4
     weight_decay: float = 1e-4
     graded_weight: float = 1.0
+    views: int = 1  # cached views per graded image: the image itself and views - 1 augmented
+    class_balance: float = 0.5  # graded images drawn with weight (images of their class)^-this
     seed: int = 0
     threads: int = 2
     max_steps: int | None = None  # stop after this many steps in all (tests, timing)
@@ -76,11 +78,12 @@ def graded_targets(label: str) -> np.ndarray:
 
 
 class Mixer:
-    """Batches from the cached trunk features: graded images (sampled by the square root of
-    their class frequency, so rare classes come more often without drowning in copies) and
-    RDD images with their box targets. Each sample is mirrored left-right at random by
-    flipping its feature maps (and targets): an approximation of flipping the image, which
-    the trunk's ImageNet filters were trained to treat alike."""
+    """Batches from the cached trunk features: graded images (drawn with weight
+    (images of their class)^-class_balance, so rare classes come more often without drowning
+    in copies; one of their cached views at random) and RDD images with their box targets.
+    Each sample is mirrored left-right at random by flipping its feature maps (and targets):
+    an approximation of flipping the image, which the trunk's ImageNet filters were trained
+    to treat alike."""
 
     def __init__(
         self,
@@ -95,10 +98,11 @@ class Mixer:
         counts: dict[str, int] = {}
         for g in graded:
             counts[g.label] = counts.get(g.label, 0) + 1
-        w = np.array([1.0 / math.sqrt(counts[g.label]) for g in graded])
+        w = np.array([counts[g.label] ** -opts.class_balance for g in graded])
         self.graded_p = w / w.sum()
         self.graded_y = np.stack([graded_targets(g.label) for g in graded])
         self.n_graded = len(graded)
+        self.views = max(1, graded_features.c8.shape[0] // max(1, len(graded)))
         self.rdd_targets = [_rdd_targets(s, size // STRIDE) for s in rdd]
 
     def steps_per_epoch(self) -> int:
@@ -106,10 +110,11 @@ class Mixer:
 
     def graded_batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         idx = rng.choice(self.n_graded, self.opts.graded_per_step, p=self.graded_p)
+        rows = rng.integers(0, self.views, len(idx)) * self.n_graded + idx
         flip = rng.random(len(idx)) < 0.5
         f = self.graded_features
         return (
-            _flipped(f.c8[idx], flip), _flipped(f.c16[idx], flip),
+            _flipped(f.c8[rows], flip), _flipped(f.c16[rows], flip),
             torch.from_numpy(self.graded_y[idx]),
         )  # fmt: skip
 
