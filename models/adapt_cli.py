@@ -58,7 +58,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         run=args.run, epochs=args.epochs, keep_boxes=args.keep_boxes, lr=args.lr,
         graded_per_step=args.graded_per_step, rdd_per_step=args.rdd_per_step,
         threads=args.threads, max_steps=args.max_steps, views=args.views,
-        graded_weight=args.graded_weight,
+        graded_weight=args.graded_weight, class_balance=args.class_balance,
     )  # fmt: skip
     request = AdaptRequest(
         base=args.base, graded=tuple(args.graded), voc=args.voc, out=args.out,
@@ -110,12 +110,17 @@ def add_adapt(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="how the box head keeps its knowledge (see models/adapt/train.py)",
     )  # fmt: skip
     p.add_argument(
-        "--views", type=int, default=1,
+        "--views", type=int, default=4,
         help="cached views per graded image: itself and VIEWS-1 augmented copies",
     )  # fmt: skip
     p.add_argument(
         "--graded-weight", type=float, default=1.0, help="weight of the graded images' losses"
     )
+    p.add_argument(
+        "--class-balance", type=float, default=0.5,
+        help="graded images are drawn with weight (images of their class)^-B: 0 as they "
+        "come, 1 every class alike",
+    )  # fmt: skip
     p.add_argument("--rehearsal-images", type=int, default=640)
     p.add_argument("--graded-per-step", type=int, default=8)
     p.add_argument("--rdd-per-step", type=int, default=8)

@@ -41,7 +41,8 @@ def _adapt(tmp_path: Path, out: str, steps: int) -> subprocess.CompletedProcess[
     argv = [EXE, "model", "adapt", "--base", str(INT8), "--graded", str(tmp_path / "graded"),
             "--voc", str(tmp_path / "voc"), "--out", str(tmp_path / out), "--run",
             str(tmp_path / "run"), "--version", "1.2.0", "--max-steps", str(steps),
-            "--rehearsal-images", "8", "--graded-per-step", "4", "--rdd-per-step", "4"]  # fmt: skip
+            "--rehearsal-images", "8", "--graded-per-step", "4", "--rdd-per-step", "4",
+            "--views", "2"]  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, timeout=600)
 
 
@@ -54,7 +55,8 @@ def test_a_run_shows_progress_with_eta_and_resumes_from_its_run_folder(tmp_path:
     assert "resuming" not in first.stdout
     ckpt = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
     assert ckpt["steps"] == 2
-    features = sorted((tmp_path / "run" / "features" / "graded").glob("*.npz"))
+    features = sorted((tmp_path / "run" / "features").glob("graded*/*.npz"))
+    assert {f.parent.name for f in features} == {"graded", "graded-view1"}  # plain + augmented
     stamps = [f.stat().st_mtime_ns for f in features]
     second = _adapt(tmp_path, "b", 3)  # the same run folder, one step more
     assert second.returncode == 0, second.stderr
@@ -65,6 +67,7 @@ def test_a_run_shows_progress_with_eta_and_resumes_from_its_run_folder(tmp_path:
     manifest = load_manifest(Path(summary["int8"]))
     assert manifest.precision == "int8" and not manifest.default_for_vehicles
     assert manifest.training["adapt"]["history"][-1]["step"] == 3
+    assert manifest.training["adapt"]["graded_views"] == 2
     assert manifest.training["heldout_group"] == "konan"  # held out by city, never at random
     assert manifest.training["graded_sources"][0]["groups"] == {"konan": 9, "muroran": 9}
     assert "graded images" in (manifest.quantization or {})["image_head_refit_on_int8_features"]

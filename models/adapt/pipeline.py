@@ -187,6 +187,7 @@ def provenance(
             "epochs": req.options.epochs,
             "graded_per_step": req.options.graded_per_step,
             "graded_views": req.options.views,
+            "class_balance": req.options.class_balance,
             "rdd_per_step": req.options.rdd_per_step if req.options.keep_boxes != "frozen" else 0,
             "rehearsal_images": rehearsal_images,
             "lr": req.options.lr,
