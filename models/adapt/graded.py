@@ -122,7 +122,26 @@ def _source(folder: Path, images: list[GradedImage], index: dict[str, dict[str, 
         "reviewers": reviewers or None,
         "index": INDEX_NAME if index else None,
         "file_list_sha256": digest.hexdigest(),
+        "credit": _credit(folder),
     }
+
+
+def _credit(folder: Path) -> str | None:
+    """The source and licence lines of the folder's README.md, if it has one: data shipped in
+    a model's provenance keeps its attribution."""
+    readme = folder / "README.md"
+    if not readme.is_file():
+        return None
+    lines = readme.read_text(encoding="utf-8", errors="replace").splitlines()
+    start = next((i for i, line in enumerate(lines) if "Source:" in line), None)
+    if start is None:
+        return None
+    block = [lines[start].strip(" -")]
+    for line in lines[start + 1 :]:
+        if not line.startswith("  ") or not line.strip():
+            break
+        block.append(line.strip())
+    return " ".join(block)
 
 
 def read_graded(folders: list[Path], min_classes: int = 2) -> GradedSet:
