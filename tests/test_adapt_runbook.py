@@ -51,7 +51,8 @@ def test_office_verdicts_retrain_the_model_and_the_vehicle_grades_with_it(
 
     # 2. The technician adapts the vehicles' model to those verdicts (two steps here).
     models = tmp_path / "models"
-    base = copy_package(SHIPPED_INT8, models)  # the fleet's current default, beside the new one
+    # 1.1.0 as the fleet's current default, beside the new one
+    base = copy_package(SHIPPED_INT8, models, default_for_vehicles=True)
     copy_package(SHIPPED_INT8.with_name("road-damage-fp32-1.1.0.json"), models)
     # The base's own RDD folder: the image head is refitted on its training split and the
     # gate reads its validation split, as in the runbook. Two steps at a small learning rate

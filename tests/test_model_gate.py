@@ -29,8 +29,7 @@ def _models(tmp_path: Path, **changes: object) -> tuple[Path, Path]:
     """The shipped INT8 package as the base (marked default) and a variant as NEW, together in
     one models folder."""
     models = tmp_path / "models"
-    base = copy_package(SHIPPED_INT8, models)
-    assert load_manifest(base).default_for_vehicles
+    base = copy_package(SHIPPED_INT8, models, default_for_vehicles=True)
     new = copy_package(SHIPPED_INT8, models, version="1.1.9", default_for_vehicles=False, **changes)
     return base, new
 
@@ -110,3 +109,12 @@ def test_misuse_exits_2(tmp_path: Path, data: tuple[Path, Path]) -> None:
     result = _gate(base, new, voc, tmp_path / "bad")
     assert result.returncode == 2 and "unknown sub-folder(s) D99" in result.stderr
     assert load_manifest(base).default_for_vehicles and not load_manifest(new).default_for_vehicles
+
+
+def test_of_several_marked_packages_the_highest_version_is_the_default(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    copy_package(SHIPPED_INT8, models, default_for_vehicles=True)  # 1.1.0
+    # 1.10.0 sorts before 1.1.0 by file name
+    newer = copy_package(SHIPPED_INT8, models, version="1.10.0", default_for_vehicles=True)
+    copy_package(SHIPPED_INT8, models, version="1.9.0", default_for_vehicles=False)
+    assert default_model_package(models) == newer
