@@ -203,31 +203,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from models.evaluate import compare
-
-    a, b = _grader(args.a, args.threads), _grader(args.b, args.threads)
-    try:
-        report = compare(a, b, args.voc, args.split)
-    except (ValueError, FileNotFoundError) as exc:
-        raise UsageError(str(exc)) from exc
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False))
-        return 0
-    a, b, d = report["a"], report["b"], report["delta"]
-    print(f"A = {a['model']}   B = {b['model']}   images: {a['images']}")
-    for label, key in (("image macro-F1", "macro_f1"), ("box macro-F1  ", "box_macro_f1")):
-        print(f"{label}  A {a[key]:.4f}  B {b[key]:.4f}  Δ {d[key]:+.4f}")
-    for code in d["per_class_f1"]:
-        image_delta, box_delta = d["per_class_f1"][code], d["box_per_class_f1"][code]
-        print(f"  {code}: image F1 Δ {image_delta:+.4f}   box F1 Δ {box_delta:+.4f}")
-    print(
-        f"median latency  A {a['latency_ms_median']} ms  B {b['latency_ms_median']} ms"
-        f"  ratio B/A {report['latency_ratio_b_over_a']}"
-    )
-    return 0
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     model = sub.add_parser("model", help="train, export, quantise, inspect and evaluate models")
     msub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -305,31 +280,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(handler=cmd_tune)
 
-    for name, handler, helptext in (
-        ("evaluate", cmd_evaluate, "precision/recall/F1 on labelled images"),
-        ("compare", cmd_compare, "two models on the same images: deltas and latency ratio"),
-    ):
-        p = msub.add_parser(name, help=helptext)
-        if name == "evaluate":
-            p.add_argument("--model", type=Path, required=True)
-            p.add_argument("--voc", type=Path, default=None, help="images/ + annotations/xmls/")
-            p.add_argument(
-                "--folders", type=Path, default=None, help="one sub-folder per type code"
-            )
-        else:
-            p.add_argument("a", type=Path)
-            p.add_argument("b", type=Path)
-            p.add_argument("--voc", type=Path, required=True)
-        p.add_argument(
-            "--split",
-            choices=["all", "train", "val"],
-            default="all",
-            help="with --voc: the fixed train/validation split, or every image",
-        )
-        p.add_argument("--threads", type=int, default=2)
-        p.add_argument("--json", action="store_true")
-        p.set_defaults(handler=handler)
+    p = msub.add_parser("evaluate", help="precision/recall/F1 on labelled images")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--voc", type=Path, default=None, help="images/ + annotations/xmls/")
+    p.add_argument("--folders", type=Path, default=None, help="one sub-folder per type code")
+    p.add_argument(
+        "--split",
+        choices=["all", "train", "val"],
+        default="all",
+        help="with --voc: the fixed train/validation split, or every image",
+    )
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_evaluate)
+    from models.gate_cli import add_compare
 
+    add_compare(msub)
+
+    from models.adapt_cli import add_adapt
     from models.lifecycle_cli import add_commands
 
+    add_adapt(msub)
     add_commands(msub)

@@ -187,25 +187,3 @@ def evaluate_folders(grader: Grader, root: Path) -> dict[str, Any]:
         "images": len(pairs),
         "latency_ms_median": round(statistics.median(latencies), 3) if latencies else None,
     }
-
-
-def compare(a: Grader, b: Grader, voc_dir: Path, subset: str = "all") -> dict[str, Any]:
-    """Both models on the same images in one run: metric deltas (b − a) and latency ratio."""
-    ra, rb = evaluate_voc(a, voc_dir, subset), evaluate_voc(b, voc_dir, subset)
-    codes = a.manifest.class_codes()
-    return {
-        "a": {"model": a.model_id, **ra},
-        "b": {"model": b.model_id, **rb},
-        "delta": {
-            "macro_f1": round(rb["macro_f1"] - ra["macro_f1"], 4),
-            "box_macro_f1": round(rb["box_macro_f1"] - ra["box_macro_f1"], 4),
-            "per_class_f1": {
-                c: round(rb["per_class"][c]["f1"] - ra["per_class"][c]["f1"], 4) for c in codes
-            },
-            "box_per_class_f1": {
-                c: round(rb["box_per_class"][c]["f1"] - ra["box_per_class"][c]["f1"], 4)
-                for c in codes
-            },
-        },
-        "latency_ratio_b_over_a": round(rb["latency_ms_median"] / ra["latency_ms_median"], 3),
-    }

@@ -12,6 +12,7 @@ import numpy as np
 from edge.manifest import ModelManifest, load_manifest, manifest_path_for, verify_file
 from edge.preprocess import preprocess
 from models.package import write_package
+from models.training.dataset import Sample
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -71,9 +72,12 @@ def quantize_package(
     fp32_heads: bool = True,
     fp32_prefixes: tuple[str, ...] = (),
     refit_head_voc: Path | None = None,
+    extra_head_samples: tuple[Sample, ...] = (),
 ) -> Path:
     """Quantise an FP32 package. ``fp32_heads`` keeps the few output layers (heat map, box
-    sides, image head) in floating point: they are cheap and where rounding costs most."""
+    sides, image head) in floating point: they are cheap and where rounding costs most.
+    ``extra_head_samples`` join the training split when the image head is refitted (the office's
+    graded images for an adapted model)."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -116,8 +120,12 @@ def quantize_package(
             from models.training.dataset import load_voc_dir, split
 
             train, _ = split(load_voc_dir(refit_head_voc, manifest.class_codes()))
-            used = refit_image_head(int8, manifest, train, manifest.class_codes())
-            refit = {"image_head_refit_on_int8_features": f"{used} training-split images"}
+            extra = list(extra_head_samples)
+            used = refit_image_head(int8, manifest, train + extra, manifest.class_codes())
+            refit = {
+                "image_head_refit_on_int8_features": f"{used - len(extra)} training-split images"
+                + (f" and {len(extra)} graded images" if extra else "")
+            }
         return write_package(
             int8,
             out_dir,

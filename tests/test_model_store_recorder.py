@@ -16,7 +16,7 @@ from _model_store_fixtures import (
     model_ids_by_seq,
 )
 
-from edge.config import AppConfig, ModelConfig, demo_config
+from edge.config import AppConfig, ModelConfig, default_model_package, demo_config
 from edge.manifest import load_manifest
 from edge.model_store import ModelStore
 from edge.recorder import Recorder
@@ -112,7 +112,7 @@ def test_a_broken_active_package_at_start_falls_back_to_the_shipped_one(
     recorder = Recorder(config, lockstep=True)
     try:
         status = recorder.status()
-        shipped = load_manifest(SHIPPED_INT8).model_id
+        shipped = load_manifest(default_model_package()).model_id
         assert recorder.grader is not None and status.model.model_id == shipped != OLD
         assert status.model.error is not None
         assert f"model {OLD} refused, using the configured or shipped" in status.model.error

@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -69,6 +70,12 @@ def test_graded_tree_follows_the_reviews_and_model_evaluate_reads_it(
     assert {r["finding_id"]: r["label"] for r in index} == {
         fid: label for label, members in expected.items() for fid in members
     }
+    # When and by which vehicle each was captured: `model adapt` holds out by capture week
+    # and records the date range in the new model's provenance.
+    captured = {f.id: f.captured_at_utc for f in office.findings}
+    for r in index:
+        assert r["vehicle_id"] == "veh-rev"
+        assert datetime.fromisoformat(r["captured_at_utc"]) == captured[r["finding_id"]]
 
     result = subprocess.run(
         [EXE, "model", "evaluate", "--model", str(REPO / "models" / "road-damage-1.1.0.json"),

@@ -1,7 +1,10 @@
-"""The shipped packages: verified, reproducing the figures their manifests record, and the INT8
-default staying close to its FP32 export on real road frames."""
+"""The shipped packages: verified, reproducing the figures their manifests record, the INT8
+default staying close to its FP32 export on real road frames, and the adapted default (1.2.0)
+recording where its teacher data came from and what it scores on the held-out city."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +16,16 @@ from edge.grader import Grader
 from edge.manifest import load_manifest
 from models.evaluate import collect_voc, cross_tuned, manifest_thresholds, voc_report
 
-INT8 = SHIPPED_MODELS / "road-damage-1.1.0.json"
-FP32 = SHIPPED_MODELS / "road-damage-fp32-1.1.0.json"
+INT8 = SHIPPED_MODELS / "road-damage-1.2.0.json"
+FP32 = SHIPPED_MODELS / "road-damage-fp32-1.2.0.json"
+PREVIOUS_INT8 = SHIPPED_MODELS / "road-damage-1.1.0.json"
+PREVIOUS_FP32 = SHIPPED_MODELS / "road-damage-fp32-1.1.0.json"
+GRADED = RDD_TRAIN.parents[1] / "office_graded_japan"
 
 
 def test_the_vehicles_default_is_the_int8_package() -> None:
     assert default_model_package() == INT8
+    assert not load_manifest(PREVIOUS_INT8).default_for_vehicles  # one default only
     manifest = load_manifest(INT8)
     assert manifest.precision == "int8" and manifest.quantization is not None
     assert manifest.quantization["format"] == "QDQ"
@@ -27,7 +34,11 @@ def test_the_vehicles_default_is_the_int8_package() -> None:
     assert {c.code: c.name_ja for c in manifest.classes}["D40"] == "ポットホール"
 
 
-@pytest.mark.parametrize("package", [INT8, FP32], ids=["int8", "fp32"])
+@pytest.mark.parametrize(
+    "package",
+    [INT8, FP32, PREVIOUS_INT8, PREVIOUS_FP32],
+    ids=["int8", "fp32", "previous-int8", "previous-fp32"],
+)
 def test_recorded_validation_figures_are_reproduced(package) -> None:  # type: ignore[no-untyped-def]
     manifest = load_manifest(package)
     grader = Grader(package, threads=2)
@@ -60,3 +71,29 @@ def test_int8_stays_close_to_fp32_on_real_frames() -> None:
             agree += (code in types_f) == (code in types_q)
             total += 1
     assert agree / total >= 0.85
+
+
+def test_the_adapted_default_names_its_teacher_data_and_reproduces_its_held_out_figures() -> None:
+    from models.adapt.graded import read_graded, split_holdout
+    from models.adapt.tuning import collect_graded, folder_report
+
+    manifest = load_manifest(INT8)
+    training = manifest.training
+    assert training["adapted_from"]["package"] == "road-damage-1.1.0"
+    assert training["adapted_from"]["sha256"] == load_manifest(PREVIOUS_INT8).sha256
+    (source,) = training["graded_sources"]
+    assert Path(source["folder"]).name == "office_graded_japan"
+    assert source["images_per_type"] == {"D00": 610, "D10": 18, "D20": 228, "D40": 23, "none": 134}
+    assert training["heldout_group"] == "adachi" and training["graded_heldout_images"] == 262
+    gate = manifest.metrics["gate"]
+    assert gate["passed"] is True and gate["base"] == "road-damage-1.1.0"
+    _, held = split_holdout(read_graded([GRADED]), "adachi")
+    report = folder_report(collect_graded(Grader(INT8, threads=2), held), manifest)
+    recorded = manifest.metrics["office_heldout"]
+    assert report["images"] == recorded["images"] == 262
+    assert report["office_macro_labels"] == ["D00", "D20", "none"]
+    assert report["office_macro_f1"] == pytest.approx(recorded["office_macro_f1"], abs=0.01)
+    for label in ("D00", "D20", "none"):
+        assert report["per_class"][label]["f1"] == pytest.approx(
+            recorded["per_class"][label]["f1"], abs=0.02
+        )

@@ -62,15 +62,27 @@ class RoadDamageNet(nn.Module):
         # stride-32 features that says which damage types the frame shows at all.
         self.image_head: nn.Linear | None = None
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stem and blocks up to the stride-16 tap: the (stride-8, stride-16) features."""
         bb = self.backbone
         x = bb._swish(bb._bn0(bb._conv_stem(x)))
-        taps: dict[int, torch.Tensor] = {}
-        for idx, block in enumerate(bb._blocks):
+        c8 = x
+        for idx, block in enumerate(bb._blocks[: _STRIDE16_BLOCK + 1]):
             x = block(x)
-            if idx in (_STRIDE8_BLOCK, _STRIDE16_BLOCK, _STRIDE32_BLOCK):
-                taps[idx] = x
-        return taps[_STRIDE8_BLOCK], taps[_STRIDE16_BLOCK], taps[_STRIDE32_BLOCK]
+            if idx == _STRIDE8_BLOCK:
+                c8 = x
+        return c8, x
+
+    def top(self, c16: torch.Tensor) -> torch.Tensor:
+        """The blocks after the stride-16 tap: stride-32 features."""
+        x = c16
+        for block in self.backbone._blocks[_STRIDE16_BLOCK + 1 : _STRIDE32_BLOCK + 1]:
+            x = block(x)
+        return x
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c8, c16 = self.trunk(x)
+        return c8, c16, self.top(c16)
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """Global average of the stride-32 features (N×320): the image head's input."""
@@ -79,7 +91,12 @@ class RoadDamageNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(heat logits N×C×H×W, log side distances N×4×H×W) at stride 8, plus image-level
         logits N×C when the image head is fitted."""
-        c8, c16, c32 = self._features(x)
+        return self.heads(*self._features(x))
+
+    def heads(
+        self, c8: torch.Tensor, c16: torch.Tensor, c32: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """The neck and the output layers on the backbone's three taps."""
         p16 = self.smooth16(self.lat16(c16) + F.interpolate(self.lat32(c32), scale_factor=2.0))
         p8 = self.smooth8(self.lat8(c8) + F.interpolate(p16, scale_factor=2.0))
         if self.image_head is None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -135,6 +136,40 @@ def _set_train_mode(model: RoadDamageNet, init: str) -> None:
             module.eval()
 
 
+def warmup_cosine(
+    optim: torch.optim.Optimizer, total_steps: int, warmup: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup`` steps, then a cosine decay to zero at ``total_steps``."""
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
+
+
+def optimiser(
+    model: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    lr_and_decay: tuple[float, float],
+    total_steps: int,
+    max_warmup: int,
+    ckpt_path: Path,
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR, dict[str, Any] | None]:
+    """AdamW with warm-up and cosine decay; model, optimiser and schedule are loaded from
+    ``ckpt_path`` when it exists (resuming), and the checkpoint is returned for the rest."""
+    optim = torch.optim.AdamW(params, lr=lr_and_decay[0], weight_decay=lr_and_decay[1])
+    sched = warmup_cosine(optim, total_steps, min(max_warmup, total_steps // 10 + 1))
+    if not ckpt_path.exists():
+        return optim, sched, None
+    ckpt: dict[str, Any] = torch.load(ckpt_path, weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    optim.load_state_dict(ckpt["optim"])
+    sched.load_state_dict(ckpt["sched"])
+    return optim, sched, ckpt
+
+
 def train(opts: TrainOptions) -> Path:
     """Train (or resume) into opts.out; return the path of the final weights."""
     torch.set_num_threads(opts.threads)
@@ -149,23 +184,13 @@ def train(opts: TrainOptions) -> Path:
         raise ValueError(f"{opts.data}: fewer images than one batch ({opts.batch_size})")
     model = build_model(opts.init, opts.input_size)
     params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
     total_steps = opts.epochs * len(batches)
-    warmup = min(100, total_steps // 10 + 1)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
     ckpt_path = opts.out / "last.ckpt"
+    optim, sched, ckpt = optimiser(
+        model, params, (opts.lr, opts.weight_decay), total_steps, 100, ckpt_path
+    )
     start_epoch, history = 0, []
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optim.load_state_dict(ckpt["optim"])
-        sched.load_state_dict(ckpt["sched"])
+    if ckpt is not None:
         start_epoch, history = ckpt["epoch"], ckpt["history"]
         print(f"resuming from {ckpt_path} after epoch {start_epoch}")
     started = time.monotonic()

@@ -52,6 +52,8 @@ class GradedSample:
     vehicle_grade: int
     office_grade: int
     reviewed_by: str | None
+    captured_at_utc: str
+    vehicle_id: str
 
 
 def _strongest(grades: dict[str, int]) -> str | None:
@@ -82,7 +84,8 @@ def graded_samples(
     """The samples to export (oldest capture first) and the counts of skipped findings."""
     ensure_reviews_readable(store)
     rows = store.query(
-        "SELECT f.id, f.vehicle_id, f.grade, f.payload, i.finding_id AS has_image, "
+        "SELECT f.id, f.vehicle_id, f.grade, f.payload, f.captured_at_utc, "
+        "i.finding_id AS has_image, "
         f"r.id AS review_id, r.verdict, r.type_codes AS reviewed_types, r.reviewer, "
         f"{OFFICE_GRADE_SQL} AS office_grade "
         f"FROM findings f LEFT JOIN images i ON i.finding_id = f.id {CURRENT_REVIEW_JOIN} "
@@ -106,7 +109,8 @@ def graded_samples(
             GradedSample(
                 finding_id=row["id"], label=label, image=image, verdict=row["verdict"],
                 vehicle_grade=row["grade"], office_grade=row["office_grade"],
-                reviewed_by=row["reviewer"],
+                reviewed_by=row["reviewer"], captured_at_utc=row["captured_at_utc"],
+                vehicle_id=row["vehicle_id"],
             )
         )  # fmt: skip
     return samples, skipped
@@ -142,10 +146,12 @@ def export_graded(
         with open(staging / INDEX_NAME, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(("finding_id", "label", "review_verdict", "vehicle_grade",
-                             "office_grade", "reviewed_by"))  # fmt: skip
+                             "office_grade", "reviewed_by", "captured_at_utc",
+                             "vehicle_id"))  # fmt: skip
             for s in samples:
                 writer.writerow((s.finding_id, s.label, s.verdict or "", s.vehicle_grade,
-                                 s.office_grade, s.reviewed_by or ""))  # fmt: skip
+                                 s.office_grade, s.reviewed_by or "", s.captured_at_utc,
+                                 s.vehicle_id))  # fmt: skip
         if out.exists():
             out.rmdir()
         os.rename(staging, out)

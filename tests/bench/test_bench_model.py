@@ -1,4 +1,5 @@
-"""INT8 against FP32 latency, interleaved in one run on real frames (2 threads).
+"""INT8 against FP32 latency, and the adapted INT8 model against the one it replaces,
+interleaved in one run on real frames (2 threads).
 
     nice python -m pytest tests/bench/test_bench_model.py -s -p no:cacheprovider
 
@@ -20,14 +21,16 @@ from edge.preprocess import preprocess
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = sorted((REPO / "edge" / "demo" / "frames").glob("*.jpg"))
-INT8 = REPO / "models" / "road-damage-1.1.0.json"
-FP32 = REPO / "models" / "road-damage-fp32-1.1.0.json"
+INT8 = REPO / "models" / "road-damage-1.2.0.json"
+FP32 = REPO / "models" / "road-damage-fp32-1.2.0.json"
+PREVIOUS_INT8 = REPO / "models" / "road-damage-1.1.0.json"
 BLOCK = 20  # frames per model before switching to the other
 
 
-def test_int8_vs_fp32_latency() -> None:
+def interleaved(packages: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """Median session and per-frame milliseconds of each package, 3 passes over the frames."""
     images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in FRAMES]
-    graders = {"fp32": Grader(FP32, threads=2), "int8": Grader(INT8, threads=2)}
+    graders = {name: Grader(path, threads=2) for name, path in packages.items()}
     session_ms: dict[str, list[float]] = {k: [] for k in graders}
     detect_ms: dict[str, list[float]] = {k: [] for k in graders}
     for g in graders.values():  # warm-up
@@ -46,20 +49,36 @@ def test_int8_vs_fp32_latency() -> None:
                     g.session.run(None, {g.manifest.input.input_name: tensor})
                     session_ms[name].append((time.perf_counter() - started) * 1000)
                     detect_ms[name].append(g.detect(image)[1])
-    med = {
+    return {
         k: {
             "session_ms": round(statistics.median(session_ms[k]), 2),
             "frame_ms": round(statistics.median(detect_ms[k]), 2),
         }
         for k in graders
     }
+
+
+def test_int8_vs_fp32_latency() -> None:
+    med = interleaved({"fp32": FP32, "int8": INT8})
     figures = {
         **med,
         "ratio_session_int8_over_fp32": round(
             med["int8"]["session_ms"] / med["fp32"]["session_ms"], 3
         ),
         "ratio_frame_int8_over_fp32": round(med["int8"]["frame_ms"] / med["fp32"]["frame_ms"], 3),
-        "frames": len(images) * 3,
+        "frames": len(FRAMES) * 3,
     }
     print("\nMODEL", json.dumps(figures))
     assert med["int8"]["frame_ms"] > 0
+
+
+def test_adapted_int8_vs_the_previous_int8_latency() -> None:
+    """The adapted model (same network, same quantisation recipe) against the one it replaces:
+    the bar is a ratio of at most 1.10."""
+    med = interleaved({"previous": PREVIOUS_INT8, "adapted": INT8})
+    ratios = {
+        key: round(med["adapted"][key] / med["previous"][key], 3)
+        for key in ("session_ms", "frame_ms")
+    }
+    print("\nADAPTED", json.dumps({**med, "ratio_adapted_over_previous": ratios}))
+    assert ratios["session_ms"] <= 1.10 and ratios["frame_ms"] <= 1.10

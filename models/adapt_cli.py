@@ -1,0 +1,138 @@
+"""`roadpatrol model adapt`: retrain a shipped package on the office's graded images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+
+from edge.cli import UsageError
+from edge.manifest import ModelPackageError, load_manifest
+
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def _check_request(args: argparse.Namespace) -> None:
+    """Everything that can be refused before a single file is written."""
+    if not _VERSION.match(args.version):
+        raise UsageError(f"--version {args.version!r}: expected X.Y.Z")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs {args.epochs}: give at least 1")
+    try:
+        base = load_manifest(args.base.with_suffix(".json"))
+    except ModelPackageError as exc:
+        raise UsageError(f"--base: {exc}") from exc
+    if base.version == args.version:
+        raise UsageError(f"--version {args.version}: the base already has that version")
+    if not (args.voc / "annotations" / "xmls").is_dir() or not (args.voc / "images").is_dir():
+        raise UsageError(f"--voc {args.voc}: expected images/ and annotations/xmls/ inside")
+    for name in (args.name, args.fp32_name):
+        for suffix in (".json", ".onnx"):
+            target = args.out / f"{name}-{args.version}{suffix}"
+            if target.exists():
+                raise UsageError(f"--out: {target} exists already; choose another --version")
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from models.adapt.graded import GradedDataError, choose_holdout, read_graded, split_holdout
+
+    _check_request(args)
+    try:
+        graded = read_graded(list(args.graded))
+        holdout = choose_holdout(graded, args.holdout)
+        split_holdout(graded, holdout)
+    except GradedDataError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        import torch  # noqa: F401
+
+        from models.adapt.pipeline import AdaptRequest, adapt
+        from models.adapt.train import AdaptOptions
+    except ModuleNotFoundError as exc:
+        raise UsageError(
+            f"training needs the optional extra: pip install -e '.[train]' ({exc.name} missing)"
+        ) from exc
+    options = AdaptOptions(
+        run=args.run, epochs=args.epochs, keep_boxes=args.keep_boxes, lr=args.lr,
+        graded_per_step=args.graded_per_step, rdd_per_step=args.rdd_per_step,
+        threads=args.threads, max_steps=args.max_steps, views=args.views,
+        graded_weight=args.graded_weight, class_balance=args.class_balance,
+    )  # fmt: skip
+    request = AdaptRequest(
+        base=args.base, graded=tuple(args.graded), voc=args.voc, out=args.out,
+        version=args.version, options=options, holdout=holdout, name=args.name,
+        fp32_name=args.fp32_name, rehearsal_images=args.rehearsal_images, threads=args.threads,
+    )  # fmt: skip
+    print(
+        f"graded: {len(graded.images)} images in {len(graded.groups())} group(s); "
+        f"held out: {holdout or 'none (one group only)'}"
+    )
+    summary = adapt(request, graded, holdout)
+    print(json.dumps(summary))
+    return 0
+
+
+def add_adapt(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = msub.add_parser(
+        "adapt", help="fine-tune a package on office-graded images (needs the train extra)"
+    )
+    p.add_argument("--base", type=Path, required=True, help="package to start from (.json)")
+    p.add_argument(
+        "--graded", type=Path, action="append", required=True,
+        help="a folder as `office export-graded` writes it (D00/ D10/ D20/ D40/ none/); "
+        "repeatable",
+    )  # fmt: skip
+    p.add_argument(
+        "--voc", type=Path, required=True,
+        help="the base's RDD training folder (images/ + annotations/xmls/): rehearsal, "
+        "calibration, and its validation split for thresholds and figures",
+    )  # fmt: skip
+    p.add_argument("--out", type=Path, required=True, help="folder for the two packages")
+    p.add_argument("--version", required=True, help="X.Y.Z of the new packages")
+    p.add_argument(
+        "--run", type=Path, default=None,
+        help="work folder (feature cache, checkpoints, held-out images); run the same "
+        "command again to resume. Default: ~/.cache/roadpatrol/adapt-NAME-VERSION",
+    )  # fmt: skip
+    p.add_argument("--epochs", type=int, default=6, help="passes over the graded images")
+    p.add_argument(
+        "--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)"
+    )
+    p.add_argument(
+        "--holdout", default=None,
+        help="group (city, or capture week) kept out of training for the gate; default: the "
+        "one closest to a fifth of the images",
+    )  # fmt: skip
+    p.add_argument(
+        "--keep-boxes", choices=["rehearsal", "distill", "frozen"], default="rehearsal",
+        help="how the box head keeps its knowledge (see models/adapt/train.py)",
+    )  # fmt: skip
+    p.add_argument(
+        "--views", type=int, default=4,
+        help="cached views per graded image: itself and VIEWS-1 augmented copies",
+    )  # fmt: skip
+    p.add_argument(
+        "--graded-weight", type=float, default=1.0, help="weight of the graded images' losses"
+    )
+    p.add_argument(
+        "--class-balance", type=float, default=0.5,
+        help="graded images are drawn with weight (images of their class)^-B: 0 as they "
+        "come, 1 every class alike",
+    )  # fmt: skip
+    p.add_argument("--rehearsal-images", type=int, default=640)
+    p.add_argument("--graded-per-step", type=int, default=8)
+    p.add_argument("--rdd-per-step", type=int, default=8)
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--name", default="road-damage")
+    p.add_argument("--fp32-name", default="road-damage-fp32")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(handler=_with_default_run)
+
+
+def _with_default_run(args: argparse.Namespace) -> int:
+    if args.run is None:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        args.run = cache / "roadpatrol" / f"adapt-{args.name}-{args.version}"
+    return cmd_adapt(args)

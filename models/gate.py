@@ -1,0 +1,148 @@
+"""`model compare BASE NEW ... --gate`: both models side by side, and whether NEW may ship.
+
+NEW fails the gate when, against BASE on the same images in the same run:
+
+- on the RDD split: image-level macro-F1 is down by more than ``MAX_IMAGE_DROP`` or box-level
+  macro-F1 by more than ``MAX_BOX_DROP``;
+- on any office folder (the held-out part of the graded images): its office macro-F1 (over the
+  labels with at least 10 images, ``none`` included) is down by more than ``MAX_OFFICE_DROP``.
+
+A passing gate marks NEW ``default_for_vehicles`` and clears the mark on the other packages of
+NEW's folder, so exactly one package there is the vehicles' default; a failing one clears NEW's
+mark. Either way the gate's figures are recorded in NEW's manifest (``metrics.gate``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edge.detect import apply_grade_rules, frame_grade, select
+from edge.grader import Grader
+from edge.manifest import ModelManifest, ModelPackageError, load_manifest
+from edge.types import Damage
+from models.adapt.graded import read_graded
+from models.adapt.tuning import FolderResult, collect_graded, folder_report
+from models.evaluate import ImageResult, collect_voc, manifest_thresholds, voc_report
+from models.metrics import confusion_report
+
+MAX_IMAGE_DROP = 0.01
+MAX_BOX_DROP = 0.02
+MAX_OFFICE_DROP = 0.01
+GRADES = ("0", "1", "2", "3")
+
+
+def _truth_grade_voc(r: ImageResult, manifest: ModelManifest) -> int:
+    grades = {c.code: c.grade for c in manifest.classes}
+    truth = [Damage(t.code, 1.0, t.box, grades[t.code]) for t in r.truth if t.code in grades]
+    return frame_grade(apply_grade_rules(truth, manifest))
+
+
+def grade_report(pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    """Frame grades (truth, predicted): P/R/F1 per grade and the confusion matrix."""
+    report = confusion_report([(str(t), str(p)) for t, p in pairs], GRADES)
+    return {"per_grade": report["per_class"], "confusion": report["confusion"]}
+
+
+def _voc_side(grader: Grader, voc: Path, split: str) -> dict[str, Any]:
+    results = collect_voc(grader, voc, split)
+    th = manifest_thresholds(grader)
+    pairs = [
+        (_truth_grade_voc(r, grader.manifest),
+         frame_grade(select(list(r.peaks), r.image_probs, grader.manifest, th)))
+        for r in results
+    ]  # fmt: skip
+    return {**voc_report(results, grader.manifest, th), "grades": grade_report(pairs)}
+
+
+def _folder_side(grader: Grader, results: list[FolderResult]) -> dict[str, Any]:
+    grades = {c.code: c.grade for c in grader.manifest.classes}
+    pairs = [
+        (grades.get(r.label, 0),
+         frame_grade(select(list(r.result.peaks), r.result.image_probs, grader.manifest)))
+        for r in results
+    ]  # fmt: skip
+    return {**folder_report(results, grader.manifest), "grades": grade_report(pairs)}
+
+
+def compare_models(
+    a: Grader, b: Grader, voc: Path, split: str, folders: list[Path]
+) -> dict[str, Any]:
+    """Both models on the RDD split and on each folder, in one run."""
+    report: dict[str, Any] = {
+        "a": a.model_id,
+        "b": b.model_id,
+        "voc": {"split": split, "a": _voc_side(a, voc, split), "b": _voc_side(b, voc, split)},
+        "folders": [],
+    }
+    va, vb = report["voc"]["a"], report["voc"]["b"]
+    report["voc"]["delta"] = {
+        "macro_f1": round(vb["macro_f1"] - va["macro_f1"], 4),
+        "box_macro_f1": round(vb["box_macro_f1"] - va["box_macro_f1"], 4),
+    }
+    report["latency_ratio_b_over_a"] = round(vb["latency_ms_median"] / va["latency_ms_median"], 3)
+    for folder in folders:
+        images = list(read_graded([folder], min_classes=1).images)
+        fa = _folder_side(a, collect_graded(a, images))
+        fb = _folder_side(b, collect_graded(b, images))
+        report["folders"].append(
+            {"folder": str(folder), "a": fa, "b": fb,
+             "delta": {"office_macro_f1": round(fb["office_macro_f1"] - fa["office_macro_f1"], 4)}}
+        )  # fmt: skip
+    return report
+
+
+def gate_failures(report: dict[str, Any]) -> list[str]:
+    """Why NEW (b) may not ship; empty when it may."""
+    why = []
+    d = report["voc"]["delta"]
+    if d["macro_f1"] < -MAX_IMAGE_DROP:
+        why.append(f"RDD {report['voc']['split']} image macro-F1 down {-d['macro_f1']:.4f} "
+                   f"(more than {MAX_IMAGE_DROP})")  # fmt: skip
+    if d["box_macro_f1"] < -MAX_BOX_DROP:
+        why.append(f"RDD {report['voc']['split']} box macro-F1 down {-d['box_macro_f1']:.4f} "
+                   f"(more than {MAX_BOX_DROP})")  # fmt: skip
+    for f in report["folders"]:
+        drop = -f["delta"]["office_macro_f1"]
+        if drop > MAX_OFFICE_DROP:
+            why.append(f"{f['folder']}: office macro-F1 down {drop:.4f} "
+                       f"(more than {MAX_OFFICE_DROP})")  # fmt: skip
+    return why
+
+
+def record_gate(new: Path, base: Grader, report: dict[str, Any], failures: list[str]) -> None:
+    """Write the outcome into NEW's manifest and set the default marks (module docstring)."""
+    from models.package import update_manifest
+
+    new_path = new.with_suffix(".json")
+    passed = not failures
+    gate = {
+        "base": base.model_id,
+        "passed": passed,
+        "failures": failures,
+        "checked_utc": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "rdd": {"split": report["voc"]["split"], **report["voc"]["delta"],
+                "new_macro_f1": report["voc"]["b"]["macro_f1"],
+                "new_box_macro_f1": report["voc"]["b"]["box_macro_f1"]},
+        "folders": [
+            {"folder": Path(f["folder"]).name, "base_office_macro_f1": f["a"]["office_macro_f1"],
+             "new_office_macro_f1": f["b"]["office_macro_f1"]}
+            for f in report["folders"]
+        ],
+        "latency_ratio_new_over_base": report["latency_ratio_b_over_a"],
+    }  # fmt: skip
+    current = load_manifest(new_path)
+    update_manifest(
+        new_path, default_for_vehicles=passed, metrics={**current.metrics, "gate": gate}
+    )
+    if not passed:
+        return
+    for other in sorted(new_path.parent.glob("*.json")):
+        if other.resolve() == new_path.resolve():
+            continue
+        try:
+            if load_manifest(other).default_for_vehicles:
+                update_manifest(other, default_for_vehicles=False)
+        except ModelPackageError:
+            continue
