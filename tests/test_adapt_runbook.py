@@ -34,6 +34,8 @@ def _ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 
 @pytest.mark.slow
+# The runbook is the embedded office's (SQLite); the review tests cover both stores.
+@pytest.mark.parametrize("received", ["sqlite"], indirect=True)
 @pytest.mark.timeout(1500)  # about 3 minutes on a quiet 2-core machine, 7 on a busy one
 def test_office_verdicts_retrain_the_model_and_the_vehicle_grades_with_it(
     office: ReceivedOffice,
