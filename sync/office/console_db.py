@@ -2,10 +2,12 @@
 the review history per site. With ``console_map`` (the filtered map data) this is all the
 console's SQL, so that it moves with the store.
 
-The tables are additive (still schema 1, like ``reviews``): ``CREATE ... IF NOT EXISTS`` when the
-console opens a database, ignored by older software. A site without a ``repair_states`` row is
-``new``. The review history per finding stays in ``reviews`` (the CLI's table); ``audit`` holds
-the repair changes and the console's account events, one row per change, never updated.
+The tables are additive (still schema 2 on both stores): ``CREATE ... IF NOT EXISTS`` when the
+console opens a database, ignored by older software; the DDL is the common subset of SQLite and
+PostgreSQL but for the audit id's type (``store.serial_pk()``). A site without a
+``repair_states`` row is ``new``. The review history per finding stays in ``reviews`` (the
+CLI's table); ``audit`` holds the repair changes and the console's account events, one row per
+change, never updated.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.serialize import format_utc
-from sync.office.store import SqliteStore
+from sync.office.migrations import statements
+from sync.office.store_api import OfficeStore
 
 CONSOLE_DDL = """
 CREATE TABLE IF NOT EXISTS console_users (
@@ -39,7 +42,7 @@ CREATE TABLE IF NOT EXISTS repair_states (
     updated_at_utc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
+    id {serial_pk},
     site_id INTEGER,
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
@@ -61,17 +64,18 @@ def now_utc() -> str:
     return format_utc(datetime.now(UTC))
 
 
-def ensure_console_tables(store: SqliteStore) -> None:
+def ensure_console_tables(store: OfficeStore) -> None:
     """Create the console's tables and indexes where missing (idempotent)."""
-    for statement in CONSOLE_DDL.split(";"):
-        if statement.strip():
-            store.execute(statement)
+    for statement in statements(CONSOLE_DDL.replace("{serial_pk}", store.serial_pk())):
+        store.execute(statement)
 
 
-def session_secret(store: SqliteStore, fresh: str) -> str:
+def session_secret(store: OfficeStore, fresh: str) -> str:
     """The cookie-signing secret kept in the database (``fresh`` the first time), so a restart
     keeps staff logged in and every console process on the file signs alike."""
-    store.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (_SECRET_KEY, fresh))
+    store.execute(
+        "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (_SECRET_KEY, fresh)
+    )
     return str(store.query("SELECT value FROM meta WHERE key = ?", (_SECRET_KEY,))[0]["value"])
 
 
@@ -87,7 +91,7 @@ class User:
     created_at_utc: str
 
 
-def get_user(store: SqliteStore, name: str) -> User | None:
+def get_user(store: OfficeStore, name: str) -> User | None:
     rows = store.query("SELECT * FROM console_users WHERE name = ?", (name,))
     if not rows:
         return None
@@ -95,12 +99,12 @@ def get_user(store: SqliteStore, name: str) -> User | None:
     return User(r["name"], r["role"], bool(r["disabled"]), r["password_hash"], r["created_at_utc"])
 
 
-def list_users(store: SqliteStore) -> list[User]:
+def list_users(store: OfficeStore) -> list[User]:
     rows = store.query("SELECT name FROM console_users ORDER BY name")
     return [u for u in (get_user(store, r["name"]) for r in rows) if u is not None]
 
 
-def insert_user(store: SqliteStore, name: str, role: str, password_hash: str, actor: str) -> None:
+def insert_user(store: OfficeStore, name: str, role: str, password_hash: str, actor: str) -> None:
     with store.transaction():
         store.execute(
             "INSERT INTO console_users VALUES (?,?,?,0,?)", (name, role, password_hash, now_utc())
@@ -108,7 +112,7 @@ def insert_user(store: SqliteStore, name: str, role: str, password_hash: str, ac
         _audit(store, None, actor, "user_added", {"user": name, "role": role})
 
 
-def set_user_disabled(store: SqliteStore, name: str, disabled: bool, actor: str) -> bool:
+def set_user_disabled(store: OfficeStore, name: str, disabled: bool, actor: str) -> bool:
     with store.transaction():
         cur = store.execute(
             "UPDATE console_users SET disabled = ? WHERE name = ?", (int(disabled), name)
@@ -119,7 +123,7 @@ def set_user_disabled(store: SqliteStore, name: str, disabled: bool, actor: str)
     return bool(cur.rowcount)
 
 
-def set_password_hash(store: SqliteStore, name: str, password_hash: str) -> None:
+def set_password_hash(store: OfficeStore, name: str, password_hash: str) -> None:
     """Store a rehash (argon2 parameters raised since the account was made)."""
     with store.transaction():
         store.execute(
@@ -130,14 +134,14 @@ def set_password_hash(store: SqliteStore, name: str, password_hash: str) -> None
 # --- repair states and audit --------------------------------------------------------------
 
 
-def _audit(store: SqliteStore, site_id: int | None, actor: str, action: str, detail: Any) -> None:
+def _audit(store: OfficeStore, site_id: int | None, actor: str, action: str, detail: Any) -> None:
     store.execute(
         "INSERT INTO audit (site_id, actor, action, detail, at_utc) VALUES (?,?,?,?,?)",
         (site_id, actor, action, json.dumps(detail, ensure_ascii=False), now_utc()),
     )
 
 
-def repair_state(store: SqliteStore, site_id: int) -> dict[str, Any]:
+def repair_state(store: OfficeStore, site_id: int) -> dict[str, Any]:
     rows = store.query("SELECT * FROM repair_states WHERE site_id = ?", (site_id,))
     if rows:
         return dict(rows[0])
@@ -146,53 +150,66 @@ def repair_state(store: SqliteStore, site_id: int) -> dict[str, Any]:
             "updated_by": "", "updated_at_utc": ""}  # fmt: skip
 
 
-def repair_states(store: SqliteStore) -> dict[int, dict[str, Any]]:
+def repair_states(store: OfficeStore) -> dict[int, dict[str, Any]]:
     return {r["site_id"]: dict(r) for r in store.query("SELECT * FROM repair_states")}
 
 
-def write_repair_state(store: SqliteStore, row: dict[str, Any], actor: str, action: str) -> None:
+_REPAIR_COLUMNS = ("site_id", "state", "assignee", "due_date", "repaired_at_utc", "repaired_by",
+                   "note", "reopened", "updated_by", "updated_at_utc")  # fmt: skip
+
+
+def write_repair_state(store: OfficeStore, row: dict[str, Any], actor: str, action: str) -> None:
     """Replace a site's repair state and record the change, in one transaction."""
     row = {**row, "updated_by": actor, "updated_at_utc": now_utc()}
     with store.transaction():
         store.execute(
-            "INSERT OR REPLACE INTO repair_states (site_id, state, assignee, due_date, "
-            "repaired_at_utc, repaired_by, note, reopened, updated_by, updated_at_utc) "
-            "VALUES (:site_id, :state, :assignee, :due_date, :repaired_at_utc, :repaired_by, "
-            ":note, :reopened, :updated_by, :updated_at_utc)",
-            row,  # type: ignore[arg-type]
+            f"INSERT INTO repair_states ({', '.join(_REPAIR_COLUMNS)}) VALUES "
+            f"({','.join('?' * len(_REPAIR_COLUMNS))}) ON CONFLICT (site_id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _REPAIR_COLUMNS[1:]),
+            tuple(row[c] for c in _REPAIR_COLUMNS),
         )
         detail = {k: row[k] for k in ("state", "assignee", "due_date", "repaired_at_utc",
                                       "repaired_by", "note") if row[k] != ""}  # fmt: skip
         _audit(store, int(row["site_id"]), actor, action, detail)
 
 
-def sightings_after_repair(store: SqliteStore) -> list[dict[str, Any]]:
+def sightings_after_repair(store: OfficeStore) -> list[dict[str, Any]]:
     """Repaired or closed sites with a finding captured after the repair: each site once, with
     its newest such finding."""
     rows = store.query(
-        "SELECT rs.site_id, f.id AS finding_id, MAX(f.captured_at_utc) AS captured_at_utc "
+        "SELECT rs.site_id, f.id AS finding_id, f.captured_at_utc "
         "FROM repair_states rs JOIN site_findings sf ON sf.site_id = rs.site_id "
         "JOIN findings f ON f.id = sf.finding_id "
         "WHERE rs.state IN ('repaired', 'closed') AND f.captured_at_utc > rs.repaired_at_utc "
-        "GROUP BY rs.site_id"
+        "ORDER BY rs.site_id, f.captured_at_utc, f.id"
     )
-    return [dict(r) for r in rows]
+    # The newest per site, in Python: PostgreSQL has no SQLite's bare column beside MAX().
+    newest = {int(r["site_id"]): dict(r) for r in rows}
+    return list(newest.values())
 
 
-def audit_trail(store: SqliteStore, site_id: int) -> list[dict[str, Any]]:
+def audit_trail(store: OfficeStore, site_id: int) -> list[dict[str, Any]]:
     """The site's repair changes and the reviews of its findings, oldest first."""
     rows = store.query(
         "SELECT at_utc, actor, action, detail, NULL AS finding_id FROM audit WHERE site_id = ? "
-        "UNION ALL SELECT r.reviewed_at_utc, r.reviewer, 'review', json_object('verdict', "
-        "r.verdict, 'grade', r.grade, 'type_codes', r.type_codes, 'note', r.note), r.finding_id "
-        "FROM reviews r JOIN site_findings sf ON sf.finding_id = r.finding_id "
-        "WHERE sf.site_id = ? ORDER BY 1",
-        (site_id, site_id),
+        "ORDER BY id",
+        (site_id,),
     )
-    return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+    trail = [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+    reviews = store.query(
+        "SELECT r.reviewed_at_utc, r.reviewer, r.verdict, r.grade, r.type_codes, r.note, "
+        "r.finding_id FROM reviews r JOIN site_findings sf ON sf.finding_id = r.finding_id "
+        "WHERE sf.site_id = ? ORDER BY r.id",
+        (site_id,),
+    )
+    trail += [{"at_utc": r["reviewed_at_utc"], "actor": r["reviewer"], "action": "review",
+               "detail": {k: r[k] for k in ("verdict", "grade", "type_codes", "note")},
+               "finding_id": r["finding_id"]} for r in reviews]  # fmt: skip
+    # Oldest first (a stable sort: same-second rows keep their order of writing).
+    return sorted(trail, key=lambda e: str(e["at_utc"]))
 
 
-def work_orders(store: SqliteStore) -> list[dict[str, Any]]:
+def work_orders(store: OfficeStore) -> list[dict[str, Any]]:
     rows = store.query(
         "SELECT rs.site_id, s.type_code, s.lat_deg, s.lon_deg, s.max_grade, rs.state, "
         "rs.assignee, rs.due_date, rs.repaired_at_utc, rs.repaired_by, rs.note, rs.updated_by, "
@@ -202,5 +219,5 @@ def work_orders(store: SqliteStore) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def site_exists(store: SqliteStore, site_id: int) -> bool:
+def site_exists(store: OfficeStore, site_id: int) -> bool:
     return bool(store.query("SELECT 1 FROM sites WHERE id = ?", (site_id,)))

@@ -10,13 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync.office.review import OFFICE_GRADE_SQL
-from sync.office.store import CURRENT_REVIEW_JOIN, SqliteStore
+from sync.office.store import CURRENT_REVIEW_JOIN
+from sync.office.store_api import OfficeStore
 
 # The types the office acts on: the corrected ones after a correction, else the vehicle's.
 OFFICE_TYPES_SQL = "COALESCE(CASE WHEN r.verdict = 'corrected' THEN r.type_codes END, f.type_codes)"
-_MAX_SCORE_SQL = (
-    "(SELECT MAX(json_extract(d.value, '$.score')) FROM json_each(f.payload, '$.damages') d)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +47,7 @@ def _period(flt: MapFilter, ends: str, starts: str, where: list[str], params: li
             params.append(value)
 
 
-def finding_where(flt: MapFilter) -> tuple[str, list[Any]]:
+def finding_where(store: OfficeStore, flt: MapFilter) -> tuple[str, list[Any]]:
     """SQL conditions over ``findings f`` with its current review ``r``, and their parameters."""
     where, params = ["1 = 1"], []  # type: tuple[list[str], list[Any]]
     if flt.grades:
@@ -75,7 +73,7 @@ def finding_where(flt: MapFilter) -> tuple[str, list[Any]]:
     if flt.models:
         where.append(_in("f.model_id", flt.models, params))
     if flt.min_score is not None:
-        where.append(f"{_MAX_SCORE_SQL} >= ?")
+        where.append(f"{store.max_damage_score('f.payload')} >= ?")
         params.append(flt.min_score)
     if flt.bbox is not None:
         west, south, east, north = flt.bbox
@@ -89,7 +87,7 @@ def site_member_where(site_id: int) -> tuple[str, list[Any]]:
     return "f.id IN (SELECT finding_id FROM site_findings WHERE site_id = ?)", [site_id]
 
 
-def site_where(flt: MapFilter) -> tuple[str, list[Any]]:
+def site_where(store: OfficeStore, flt: MapFilter) -> tuple[str, list[Any]]:
     """SQL conditions over ``sites s`` (grade and review state are filtered after the sites'
     reviews are worked out: see ``site_review``)."""
     where, params = ["1 = 1"], []  # type: tuple[list[str], list[Any]]
@@ -100,7 +98,8 @@ def site_where(flt: MapFilter) -> tuple[str, list[Any]]:
                          "'new')", flt.repair_states, params))  # fmt: skip
     _period(flt, "s.last_seen_utc", "s.first_seen_utc", where, params)
     if flt.vehicles or flt.models:
-        inner, inner_params = finding_where(MapFilter(vehicles=flt.vehicles, models=flt.models))
+        only = MapFilter(vehicles=flt.vehicles, models=flt.models)
+        inner, inner_params = finding_where(store, only)
         where.append("EXISTS (SELECT 1 FROM site_findings sf JOIN findings f ON f.id = "
                      f"sf.finding_id WHERE sf.site_id = s.id AND {inner})")  # fmt: skip
         params.extend(inner_params)
@@ -119,14 +118,14 @@ _OFFICE_GRADE_LOOKUP_SQL = (
 )
 
 
-def cluster_findings(store: SqliteStore, flt: MapFilter, cell_deg: float) -> list[dict[str, Any]]:
+def cluster_findings(store: OfficeStore, flt: MapFilter, cell_deg: float) -> list[dict[str, Any]]:
     """Findings with a position grouped in a grid of ``cell_deg`` cells (the zoomed-out map):
     per cell its count, mean position and highest office grade.
 
     Without a filter on what reviews decide, the query reads only the covering map index and
     looks a finding's review up by index (faster than the general join, 100,000 findings in
     well under the 300 ms the map may take)."""
-    where, params = finding_where(flt)
+    where, params = finding_where(store, flt)
     needs_review = bool(flt.grades or flt.types or flt.review_states)
     grade_sql = OFFICE_GRADE_SQL if needs_review else _OFFICE_GRADE_LOOKUP_SQL
     rows = store.query(
@@ -141,7 +140,7 @@ def cluster_findings(store: SqliteStore, flt: MapFilter, cell_deg: float) -> lis
     return [dict(r) for r in rows]
 
 
-def finding_detail(store: SqliteStore, finding_id: str) -> dict[str, Any] | None:
+def finding_detail(store: OfficeStore, finding_id: str) -> dict[str, Any] | None:
     """What the review queue shows of one finding beyond the export's columns."""
     rows = store.query(
         "SELECT f.payload, (SELECT group_concat(site_id) FROM site_findings "
@@ -162,7 +161,7 @@ def finding_detail(store: SqliteStore, finding_id: str) -> dict[str, Any] | None
             "other_sightings": [dict(r) for r in others]}  # fmt: skip
 
 
-def track_points(store: SqliteStore, flt: MapFilter) -> list[dict[str, Any]]:
+def track_points(store: OfficeStore, flt: MapFilter) -> list[dict[str, Any]]:
     """Timed track points in the filter's period and vehicles, by vehicle then time."""
     where, params = ["t_utc != ''"], []  # type: tuple[list[str], list[Any]]
     _period(flt, "t_utc", "t_utc", where, params)
@@ -176,7 +175,7 @@ def track_points(store: SqliteStore, flt: MapFilter) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def distinct_values(store: SqliteStore) -> dict[str, list[str]]:
+def distinct_values(store: OfficeStore) -> dict[str, list[str]]:
     """The vehicles and model ids the filter offers."""
     q = store.query
     return {
@@ -185,12 +184,12 @@ def distinct_values(store: SqliteStore) -> dict[str, list[str]]:
     }
 
 
-def check_readable(store: SqliteStore) -> None:
-    """Raises sqlite3.Error when the findings cannot be read (the health check)."""
+def check_readable(store: OfficeStore) -> None:
+    """Raises one of DATABASE_ERRORS when the findings cannot be read (the health check)."""
     store.query("SELECT 1 FROM findings LIMIT 1")
 
 
-def image_vehicle(store: SqliteStore, finding_id: str) -> str | None:
+def image_vehicle(store: OfficeStore, finding_id: str) -> str | None:
     """The vehicle whose stored image this finding's is; None without an image."""
     rows = store.query("SELECT vehicle_id FROM images WHERE finding_id = ?", (finding_id,))
     return str(rows[0]["vehicle_id"]) if rows else None
@@ -201,5 +200,5 @@ def finding_id_where(finding_id: str) -> tuple[str, list[Any]]:
     return "f.id = ?", [finding_id]
 
 
-def latest_received(store: SqliteStore) -> str:
+def latest_received(store: OfficeStore) -> str:
     return str(store.query("SELECT COALESCE(MAX(received_at_utc), '') FROM findings")[0][0])

@@ -23,7 +23,7 @@ from sync.office.console_db import (
     write_repair_state,
 )
 from sync.office.export import parse_since
-from sync.office.store import SqliteStore
+from sync.office.store_api import OfficeStore
 
 NEXT_STATES = {
     "new": ("confirmed",),
@@ -56,7 +56,7 @@ def format_utc_day_end(day: date) -> str:
 
 
 def set_repair_state(
-    store: SqliteStore, site_id: int, state: str, actor: str, fields: dict[str, str]
+    store: OfficeStore, site_id: int, state: str, actor: str, fields: dict[str, str]
 ) -> dict[str, Any]:
     """Move a site to ``state``; ``fields`` may hold assignee, due_date, repaired_on,
     repaired_by, note. Returns the new state row; RepairError changes nothing."""
@@ -92,7 +92,7 @@ def set_repair_state(
     return repair_state(store, site_id)
 
 
-def reopen_resighted(store: SqliteStore) -> list[int]:
+def reopen_resighted(store: OfficeStore) -> list[int]:
     """Reopen repaired or closed sites seen again after their repair; returns their ids."""
     reopened = []
     for hit in sightings_after_repair(store):

@@ -282,6 +282,13 @@ class SqliteStore:
     def group_concat(self, expr: str, *, distinct: bool = False) -> str:
         return f"group_concat({'DISTINCT ' if distinct else ''}{expr})"
 
+    def max_damage_score(self, payload: str) -> str:
+        return (f"(SELECT MAX(json_extract(d.value, '$.score')) "
+                f"FROM json_each({payload}, '$.damages') d)")  # fmt: skip
+
+    def serial_pk(self) -> str:
+        return "INTEGER PRIMARY KEY"
+
 
 class _Transaction:
     def __init__(self, db: sqlite3.Connection) -> None:

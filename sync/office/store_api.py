@@ -7,7 +7,8 @@ path is SQLite, ``postgresql://…`` (or ``postgres://…``) is PostgreSQL.
 
 Shared SQL (review, export, site membership) is written once with ``?`` placeholders and the
 common subset of both dialects; the few places where they differ are methods here
-(``group_concat``, ``has_table``). Rows support ``row["name"]``, ``row[0]`` and ``dict(row)``.
+(``group_concat``, ``has_table``, ``max_damage_score``, ``serial_pk``). Rows support
+``row["name"]``, ``row[0]`` and ``dict(row)``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class StoreCounts:
 
 
 class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int:
+        """Rows a write changed (sqlite3 and psycopg cursors both count them)."""
+        ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
@@ -101,6 +107,14 @@ class OfficeStore(Protocol):
 
     def group_concat(self, expr: str, *, distinct: bool = False) -> str:
         """SQL for the comma-separated values of ``expr`` in a group (an aggregate)."""
+        ...
+
+    def max_damage_score(self, payload: str) -> str:
+        """SQL for the highest ``damages[].score`` in the JSON text column ``payload``."""
+        ...
+
+    def serial_pk(self) -> str:
+        """The column type of an id the database numbers itself (for ``audit``)."""
         ...
 
 

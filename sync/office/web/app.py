@@ -35,7 +35,7 @@ from sync.office.console_db import (
     session_secret,
 )
 from sync.office.repairs import reopen_resighted
-from sync.office.store import SqliteStore
+from sync.office.store_api import OfficeStore, open_store
 from sync.office.web.auth import LoginThrottle, csrf_token
 from sync.office.web.config import ConsoleConfig
 from sync.office.web.i18n import choose_lang, labels
@@ -49,21 +49,22 @@ TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 class Console:
     """What the routes share (``request.app.state.console``)."""
 
-    store: SqliteStore
+    store: OfficeStore
     config: ConsoleConfig
     throttle: LoginThrottle
     roads: list[list[tuple[float, float]]] | None
 
 
 def create_app(
-    db: Path,
+    db: str | Path,
     images: Path,
     config: ConsoleConfig,
     *,
     roads: list[list[tuple[float, float]]] | None = None,
 ) -> Starlette:
-    """The console on the office database ``db`` (which must exist) and its images folder."""
-    store = SqliteStore(db, images, site_radius_m=config.site_radius_m)
+    """The console on the office database ``db`` (an ``open_store`` spec; a SQLite file must
+    exist) and its images folder."""
+    store = open_store(db, images, site_radius_m=config.site_radius_m)
     ensure_console_tables(store)
     security = config.security
     console = Console(

@@ -32,7 +32,7 @@ from sync.office.console_db import (
     get_user,
     set_password_hash,
 )
-from sync.office.store import SqliteStore
+from sync.office.store_api import OfficeStore
 
 HASHER = PasswordHasher()
 _RANK = {role: i for i, role in enumerate(ROLES)}
@@ -45,7 +45,7 @@ def hash_password(password: str) -> str:
     return HASHER.hash(password)
 
 
-def check_password(store: SqliteStore, name: str, password: str) -> User | None:
+def check_password(store: OfficeStore, name: str, password: str) -> User | None:
     """The active user with this name and password, else None."""
     user = get_user(store, name)
     try:
@@ -120,7 +120,7 @@ def session_user(request: Request) -> User | None:
     name = request.session.get("user")
     if not isinstance(name, str):
         return None
-    store: SqliteStore = request.app.state.store
+    store: OfficeStore = request.app.state.store
     user = get_user(store, name)
     if user is None or user.disabled:
         request.session.pop("user", None)

@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from edge.cli import UsageError
-from sync.office.store import SqliteStore, StoreError
+from sync.office.store_api import (
+    DB_HELP,
+    OfficeStore,
+    StoreError,
+    is_postgres,
+    open_store,
+    sqlite_path,
+)
 from sync.payloads import VEHICLE_ID_RE
 
 ROLE_CHOICES = ("viewer", "reviewer", "admin")
@@ -21,7 +28,7 @@ ROLE_CHOICES = ("viewer", "reviewer", "admin")
 
 def add_console_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="the office web console: map, review, repairs")
-    serve.add_argument("--db", type=Path, required=True, help="office SQLite database")
+    serve.add_argument("--db", required=True, help=DB_HELP)
     serve.add_argument("--images", type=Path, required=True, help="the office's images folder")
     serve.add_argument("--host", default="127.0.0.1",
                        help="listen address (default loopback; TLS via a proxy)")  # fmt: skip
@@ -35,30 +42,37 @@ def add_console_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     add = actions.add_parser("add", help="add an account (password from stdin, or asked twice)")
     add.add_argument("name")
     add.add_argument("--role", choices=ROLE_CHOICES, required=True)
-    add.add_argument("--db", type=Path, required=True)
+    add.add_argument("--db", required=True, help=DB_HELP)
     add.set_defaults(handler=_user_add)
     listing = actions.add_parser("list", help="the accounts")
-    listing.add_argument("--db", type=Path, required=True)
+    listing.add_argument("--db", required=True, help=DB_HELP)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_user_list)
     disable = actions.add_parser("disable", help="disable an account (ends its sessions)")
     disable.add_argument("name")
-    disable.add_argument("--db", type=Path, required=True)
+    disable.add_argument("--db", required=True, help=DB_HELP)
     disable.set_defaults(handler=_user_disable)
 
 
-def _store(db: Path, command: str) -> SqliteStore | None:
+def _store(db: str, command: str) -> OfficeStore | None:
     from sync.office.console_db import ensure_console_tables
 
-    if not db.is_file():  # a typo must not make a new office database
-        print(f"roadpatrol office {command}: office database {db}: no such file", file=sys.stderr)
+    path = sqlite_path(db)
+    if not is_postgres(db) and not path.is_file():  # a typo must not make a new database
+        print(f"roadpatrol office {command}: office database {path}: no such file",
+              file=sys.stderr)  # fmt: skip
         return None
     try:
-        store = SqliteStore(db, None)
+        store = open_store(db, None)
     except StoreError as exc:
         print(f"roadpatrol office {command}: {exc}", file=sys.stderr)
         return None
-    ensure_console_tables(store)
+    try:
+        ensure_console_tables(store)
+    except StoreError as exc:
+        store.close()
+        print(f"roadpatrol office {command}: {exc}", file=sys.stderr)
+        return None
     return store
 
 

@@ -5,7 +5,6 @@ reviews and repair changes."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from starlette.requests import Request
@@ -27,7 +26,7 @@ from sync.office.console_map import (
 from sync.office.export import feature_collection, finding_rows, site_rows
 from sync.office.repairs import RepairError, reopen_resighted, set_repair_state
 from sync.office.review import ReviewError, add_review, parse_type_codes, review_history
-from sync.office.store import SqliteStore
+from sync.office.store_api import DATABASE_ERRORS, OfficeStore
 from sync.office.web.app import Console
 from sync.office.web.auth import needs
 from sync.office.web.coverage import coverage, track_lines, tracks_geojson
@@ -49,7 +48,7 @@ def _bad(message: str, status: int = 400) -> JSONResponse:
 async def healthz(request: Request) -> Response:
     try:
         check_readable(_console(request).store)
-    except sqlite3.Error as exc:
+    except DATABASE_ERRORS as exc:
         return JSONResponse({"ok": False, "error": str(exc)}, status_code=503)
     return JSONResponse({"ok": True})
 
@@ -57,7 +56,8 @@ async def healthz(request: Request) -> Response:
 def findings_for(request: Request) -> list[dict[str, Any]]:
     """The export's finding rows the request's filter selects (FilterError when it is bad)."""
     flt = parse_filter(request.query_params)
-    return finding_rows(_console(request).store, where=finding_where(flt))
+    store = _console(request).store
+    return finding_rows(store, where=finding_where(store, flt))
 
 
 def sites_for(request: Request) -> list[dict[str, Any]]:
@@ -65,7 +65,7 @@ def sites_for(request: Request) -> list[dict[str, Any]]:
     store = _console(request).store
     flt = parse_filter(request.query_params)
     reopen_resighted(store)
-    rows = site_rows(store, where=site_where(flt))
+    rows = site_rows(store, where=site_where(store, flt))
     if flt.grades:
         rows = [r for r in rows if r["office_grade"] in flt.grades]
     if flt.review_states:
@@ -192,7 +192,7 @@ async def api_reviews(request: Request) -> Response:
                          "reviews": len(review_history(store, review.finding_id))})  # fmt: skip
 
 
-def change_repair(store: SqliteStore, site_id: int, doc: dict[str, Any], actor: str) -> Any:
+def change_repair(store: OfficeStore, site_id: int, doc: dict[str, Any], actor: str) -> Any:
     fields = {k: str(doc.get(k, "")) for k in ("assignee", "due_date", "repaired_on",
                                                "repaired_by", "note")}  # fmt: skip
     return set_repair_state(store, site_id, str(doc.get("state", "")), actor, fields)
