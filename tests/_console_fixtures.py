@@ -89,12 +89,9 @@ class LiveOffice:
     office: Office
     url: str
     findings: list[Finding]
+    db: str  # the office's --db: the SQLite file or a PostgreSQL URL
     process: subprocess.Popen[bytes] | None = None
     _outboxes: int = field(default=0)
-
-    @property
-    def db(self) -> Path:
-        return self.workdir / "office" / "office.sqlite3"
 
     def deliver(self, findings: list[Finding], fixes: tuple[Fix, ...] = ()) -> None:
         """Through a fresh outbox, the real publisher and the broker into the receiver."""
@@ -154,15 +151,15 @@ def _start_server(live: LiveOffice, config: Path, roads: Path) -> subprocess.Pop
     return proc
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveOffice]:
-    workdir = tmp_path_factory.mktemp("console")
+def live_office(workdir: Path, db: str | None = None) -> Iterator[LiveOffice]:
+    """The live office on ``db`` (a PostgreSQL URL; default SQLite in ``workdir``)."""
+    db = db or str(workdir / "office" / "office.sqlite3")
     broker = Broker(workdir / "broker")
     broker.start()
-    office = Office(workdir / "office", mqtt_cfg(broker.port), client_id="office-console")
+    office = Office(workdir / "office", mqtt_cfg(broker.port), client_id="office-console", db=db)
     office.__enter__()
     findings = findings_at(SPECS)
-    live = LiveOffice(workdir, broker, office, f"http://127.0.0.1:{free_port()}", findings)
+    live = LiveOffice(workdir, broker, office, f"http://127.0.0.1:{free_port()}", findings, db)
     try:
         live.deliver(findings, tuple(drive_fixes(T0, 600.0)))
         for name, role in ROLES.items():
@@ -184,6 +181,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveOffice]:
             live.process.wait(20)
         office.__exit__()
         broker.kill()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveOffice]:
+    """The live office on SQLite (the browser tests: slow, so on one store)."""
+    yield from live_office(tmp_path_factory.mktemp("console"))
 
 
 @pytest.fixture

@@ -1,17 +1,37 @@
 """`roadpatrol office serve`: accounts, sessions and the API against a live office (findings
-delivered over a real mosquitto by the real publisher), as an attacker would try it."""
+delivered over a real mosquitto by the real publisher), as an attacker would try it. Every test
+runs on both office stores: SQLite and PostgreSQL + PostGIS (``--db postgresql://...``)."""
 
 from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from _console_fixtures import PASSWORDS, LiveOffice, client, csrf_from, live, login, roadpatrol
+from _console_fixtures import (
+    PASSWORDS,
+    LiveOffice,
+    client,
+    csrf_from,
+    live_office,
+    login,
+    roadpatrol,
+)
+from _pg_fixtures import new_database, pg_cluster
 
-__all__ = ["client", "live"]
+__all__ = ["client", "pg_cluster"]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveOffice]:
+    """The live office on each store in turn (the console opens the same ``--db``)."""
+    db = None if request.param == "sqlite" else new_database(request.getfixturevalue("pg_cluster"))
+    yield from live_office(tmp_path_factory.mktemp("console"), db)
 
 
 def test_healthz_needs_no_login_and_everything_else_does(client: httpx.Client) -> None:
@@ -279,7 +299,8 @@ def test_only_an_admin_manages_accounts(live: LiveOffice, client: httpx.Client) 
         assert r.status_code == 303
     assert login(client, "temp2", "temp2-pass-123").status_code == 401
     trail = live.office.store.query(
-        "SELECT actor, action FROM audit WHERE action LIKE 'user_%' AND detail LIKE '%temp2%'"
+        "SELECT actor, action FROM audit WHERE action LIKE ? AND detail LIKE ? ORDER BY id",
+        ("user_%", "%temp2%"),
     )
     assert [(r["actor"], r["action"]) for r in trail] == [("cli", "user_added"),
                                                           ("admin", "user_disabled")]  # fmt: skip
