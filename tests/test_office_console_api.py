@@ -16,6 +16,7 @@ from _console_fixtures import (
     LiveOffice,
     client,
     csrf_from,
+    findings_at,
     live_office,
     login,
     roadpatrol,
@@ -245,6 +246,16 @@ def test_serve_and_user_misuse_get_one_line_reasons(live: LiveOffice, tmp_path: 
                       str(tmp_path))  # fmt: skip
     assert done.returncode == 1 and "no such file" in done.stderr
     assert not (tmp_path / "none.sqlite3").exists()
+    done = roadpatrol("office", "user", "list", "--db", f"sqlite:{tmp_path / 'none.sqlite3'}")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "no such file" in done.stderr
+    assert not (tmp_path / "none.sqlite3").exists()
+    down = f"postgresql://postgres@/office?host={tmp_path}&port=1"  # no server on that socket
+    done = roadpatrol("office", "user", "list", "--db", down)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "roadpatrol office user list: office database postgresql://" in done.stderr
+    assert "Traceback" not in done.stderr
+    listed = roadpatrol("office", "user", "list", "--db", live.db, "--json")
+    assert {u["name"] for u in json.loads(listed.stdout)} >= set(PASSWORDS)
     short = roadpatrol("office", "user", "add", "x1", "--role", "admin", "--db", str(live.db),
                        stdin="short\n")  # fmt: skip
     assert short.returncode == 2 and "at least 8" in short.stderr
@@ -397,3 +408,48 @@ def test_pages_follow_the_browsers_language_until_switched(client: httpx.Client)
     # Switched: the choice is kept in the session over the browser's language.
     client.get("/login?lang=ja", headers={"Accept-Language": "en"})
     assert "ログイン" in client.get("/login", headers={"Accept-Language": "en"}).text
+
+
+def test_a_repair_walk_and_a_new_sighting_reopen_the_site(
+    live: LiveOffice, client: httpx.Client
+) -> None:
+    """Every state of a repair through the API, stored in the office's database (either
+    store), then a re-sighting after the repair reopens the site."""
+    login(client, "rev")
+    token = {"X-CSRF-Token": csrf_from(client.get("/").text)}
+    site_id = live.office.store.query(
+        "SELECT site_id FROM site_findings WHERE finding_id = ?", (live.findings[5].id,)
+    )[0]["site_id"]
+    steps = [
+        {"state": "confirmed"},
+        {"state": "scheduled", "assignee": "Road crew 3", "due_date": "2024-05-10"},
+        {"state": "repaired", "repaired_on": "2024-05-02", "repaired_by": "Road crew 3",
+         "note": "patched"},
+        {"state": "closed"},
+    ]  # fmt: skip
+    for step in steps:
+        r = client.post(f"/api/sites/{site_id}/repair", headers=token, json=step)
+        assert r.status_code == 200, r.text
+        stored = live.office.store.query(
+            "SELECT state FROM repair_states WHERE site_id = ?", (site_id,)
+        )
+        assert [row["state"] for row in stored] == [step["state"]]  # one row, replaced
+    orders = client.get("/export/work-orders.csv").text
+    assert f"\n{site_id},D20," in orders and ",closed,Road crew 3,2024-05-10," in orders
+
+    again = findings_at([(2, "D20", 500.0, 2 * 24 * 60)], seq0=100)  # two days after the repair
+    live.deliver(again)
+    served = {f["properties"]["site_id"]: f["properties"]
+              for f in client.get("/api/sites").json()["features"]}  # fmt: skip
+    assert served[site_id]["repair_state"] == "new"
+    trail = live.office.store.query(
+        "SELECT actor, action, detail FROM audit WHERE site_id = ? ORDER BY id", (site_id,)
+    )
+    assert [(r["actor"], r["action"], json.loads(r["detail"]).get("state")) for r in trail] == [
+        ("rev", "repair_state", "confirmed"), ("rev", "repair_state", "scheduled"),
+        ("rev", "repair_state", "repaired"), ("rev", "repair_state", "closed"),
+        ("system", "reopened", "new"),
+    ]  # fmt: skip
+    page = client.get(f"/sites/{site_id}").text
+    assert again[0].id in page and "Road crew 3" in page
+    assert f"\n{site_id}," not in client.get("/export/work-orders.csv").text
