@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -453,3 +454,20 @@ def test_a_repair_walk_and_a_new_sighting_reopen_the_site(
     page = client.get(f"/sites/{site_id}").text
     assert again[0].id in page and "Road crew 3" in page
     assert f"\n{site_id}," not in client.get("/export/work-orders.csv").text
+
+
+def test_the_finest_clusters_are_one_finding_each(live: LiveOffice, client: httpx.Client) -> None:
+    """At the smallest cell (1e-5 degrees) the grid key runs past 32 bits: PostgreSQL must not
+    overflow, and cells are cut as on SQLite (truncated, not rounded)."""
+    login(client, "view")
+    doc = client.get("/api/clusters", params={"cell_deg": "0.00001"})
+    assert doc.status_code == 200, doc.text
+    clusters = doc.json()["clusters"]
+    lats = [f["geometry"]["coordinates"][1]
+            for f in client.get("/api/findings").json()["features"]]  # fmt: skip
+    assert len(clusters) == len(set(lats))  # findings 100 m apart on one meridian
+    # Cells of 0.001 degrees (about 111 m): SQLite's CAST truncates, PostgreSQL must cut alike.
+    cell = 0.001
+    doc = client.get("/api/clusters", params={"cell_deg": str(cell)}).json()["clusters"]
+    assert {int(c["lat_deg"] / cell): c["n"] for c in doc} == Counter(int(lat / cell)
+                                                                      for lat in lats)

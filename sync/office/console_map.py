@@ -134,7 +134,8 @@ def cluster_findings(store: OfficeStore, flt: MapFilter, cell_deg: float) -> lis
         f"{CURRENT_REVIEW_JOIN if needs_review else ''} "
         f"WHERE f.lat_deg IS NOT NULL AND {where} "
         # One grouping key (row, column of the cell) sorts faster than two.
-        "GROUP BY CAST(f.lat_deg / ? AS INTEGER) * 4000037 + CAST(f.lon_deg / ? AS INTEGER)",
+        f"GROUP BY {store.int_part('f.lat_deg / ?')} * 4000037 + "
+        f"{store.int_part('f.lon_deg / ?')}",
         (*params, cell_deg, cell_deg),
     )
     return [dict(r) for r in rows]

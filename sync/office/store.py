@@ -286,6 +286,9 @@ class SqliteStore:
         return (f"(SELECT MAX(json_extract(d.value, '$.score')) "
                 f"FROM json_each({payload}, '$.damages') d)")  # fmt: skip
 
+    def int_part(self, expr: str) -> str:
+        return f"CAST({expr} AS INTEGER)"
+
     def serial_pk(self) -> str:
         return "INTEGER PRIMARY KEY"
 

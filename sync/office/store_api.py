@@ -7,8 +7,8 @@ path is SQLite, ``postgresql://…`` (or ``postgres://…``) is PostgreSQL.
 
 Shared SQL (review, export, site membership) is written once with ``?`` placeholders and the
 common subset of both dialects; the few places where they differ are methods here
-(``group_concat``, ``has_table``, ``max_damage_score``, ``serial_pk``). Rows support
-``row["name"]``, ``row[0]`` and ``dict(row)``.
+(``group_concat``, ``has_table``, ``max_damage_score``, ``int_part``, ``serial_pk``). Rows
+support ``row["name"]``, ``row[0]`` and ``dict(row)``.
 """
 
 from __future__ import annotations
@@ -111,6 +111,10 @@ class OfficeStore(Protocol):
 
     def max_damage_score(self, payload: str) -> str:
         """SQL for the highest ``damages[].score`` in the JSON text column ``payload``."""
+        ...
+
+    def int_part(self, expr: str) -> str:
+        """SQL for ``expr`` truncated toward zero as a 64-bit integer (SQLite's CAST)."""
         ...
 
     def serial_pk(self) -> str:
