@@ -1,44 +1,43 @@
-"""`roadpatrol`: one command, subcommands contributed by each package.
+"""`roadpatrol`: one command built from an explicit list of command modules.
 
-edge registers its own subcommands directly. Packages above it in the import order (sync,
-models, tui) contribute theirs through the ``roadpatrol.commands`` entry-point group, so
-that edge never imports them and the command line still shows everything that is installed.
+With `edge.app` this is the top layer of the vehicle side: the only part of edge that imports
+sync, models and tui (the import contract in `.ci/importlinter.ini` checks it). Each command
+module offers ``register(subparsers)``; the list below is the whole command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+
+from edge import app
+from edge.config import check as config_check
+from edge.errors import UsageError
+from edge.gps import cli as gps_cli
+from edge.outbox import cli as outbox_cli
+from edge.privacy import cli as privacy_cli
+from models import cli as model_cli
+from sync import cli as sync_cli
+from sync.office import cli as office_cli
+from tui import cli as tui_cli
+
+__all__ = ["COMMAND_MODULES", "UsageError", "build_parser", "dispatch", "main"]
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-# "module:function" of edge's own subcommand registrars.
-EDGE_COMMANDS: tuple[str, ...] = (
-    "edge.config_cli:register",
-    "edge.gps.cli:register",
-    "edge.outbox.cli:register",
-    "edge.privacy.cli:register",
-    "edge.recorder_cli:register",
+# Every `roadpatrol` subcommand, in the order `--help` lists them.
+COMMAND_MODULES: tuple[Registrar, ...] = (
+    config_check.register,  # config check
+    gps_cli.register,  # gps …
+    outbox_cli.register,  # outbox …
+    privacy_cli.register,  # privacy …
+    app.register,  # run, demo
+    model_cli.register,  # model … (the vehicle's model store and the technicians' tools)
+    tui_cli.register,  # tui
+    sync_cli.register,  # sync …
+    office_cli.register,  # office …
 )
-
-
-class UsageError(Exception):
-    """Misuse of the command line: printed without a traceback, exit status 2."""
-
-
-def _load(spec: str) -> Registrar:
-    module_name, _, attr = spec.partition(":")
-    registrar: Registrar = getattr(importlib.import_module(module_name), attr)
-    return registrar
-
-
-def _registrars() -> list[Registrar]:
-    found = [_load(spec) for spec in EDGE_COMMANDS]
-    found.extend(ep.load() for ep in entry_points(group="roadpatrol.commands"))
-    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Road-damage patrol recorder, model tools and office sync.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _registrars():
+    for register in COMMAND_MODULES:
         register(sub)
     return parser
 

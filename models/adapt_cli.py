@@ -8,8 +8,8 @@ import os
 import re
 from pathlib import Path
 
-from edge.cli import UsageError
-from edge.manifest import ModelPackageError, load_manifest
+from edge.errors import UsageError
+from edge.grading.manifest import ModelPackageError, load_manifest
 
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.cli import UsageError
-from edge.manifest import ModelPackageError, load_manifest
+from edge.errors import UsageError
+from edge.grading.manifest import ModelPackageError, load_manifest
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent
 
@@ -41,7 +41,7 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
 
 
 def _grader(path: Path, threads: int | None) -> Any:
-    from edge.grader import Grader
+    from edge.grading.grader import Grader
 
     try:
         return Grader(path, threads=threads)
@@ -297,8 +297,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     add_compare(msub)
 
+    from edge.model_store.cli import add_commands
     from models.adapt_cli import add_adapt
-    from models.lifecycle_cli import add_commands
 
     add_adapt(msub)
     add_commands(msub)

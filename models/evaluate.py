@@ -15,9 +15,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.detect import candidates, select, sigmoid
-from edge.grader import Grader
-from edge.manifest import ModelManifest
+from edge.grading.decode import candidates, select, sigmoid
+from edge.grading.grader import Grader
+from edge.grading.manifest import ModelManifest
 from edge.types import Damage
 from models.metrics import DetectionTally, Labelled, Scored, confusion_report
 from models.training.dataset import Sample, load_voc_dir, split

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.detect import apply_grade_rules, frame_grade, select
-from edge.grader import Grader
-from edge.manifest import ModelManifest, ModelPackageError, load_manifest
+from edge.grading.decode import apply_grade_rules, frame_grade, select
+from edge.grading.grader import Grader
+from edge.grading.manifest import ModelManifest, ModelPackageError, load_manifest
 from edge.types import Damage
 from models.adapt.graded import read_graded
 from models.adapt.tuning import FolderResult, collect_graded, folder_report

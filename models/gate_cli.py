@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge.cli import UsageError
+from edge.errors import UsageError
 
 
 def _side_by_side(report: dict[str, Any]) -> None:
@@ -46,7 +46,7 @@ def _grades(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from edge.manifest import ModelPackageError
+    from edge.grading.manifest import ModelPackageError
     from models.adapt.graded import GradedDataError
     from models.cli import _grader
     from models.gate import compare_models, gate_failures, record_gate

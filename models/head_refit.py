@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.manifest import ModelManifest
-from edge.preprocess import preprocess
+from edge.grading.manifest import ModelManifest
+from edge.grading.preprocess import preprocess
 from models.training.dataset import Sample
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from edge.detect import box_iou as iou
+from edge.grading.decode import box_iou as iou
 
 BoxT = tuple[float, float, float, float]
 

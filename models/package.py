@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from edge.manifest import (
+from edge.grading.manifest import (
     ClassSpec,
     GradeRules,
     InputSpec,
@@ -71,7 +71,7 @@ def write_package(
 
 def update_manifest(manifest_path: Path, **changes: Any) -> Path:
     """Rewrite a manifest with some fields replaced (thresholds, metrics), re-validated."""
-    from edge.manifest import load_manifest
+    from edge.grading.manifest import load_manifest
 
     current = load_manifest(manifest_path)
     updated = ModelManifest.model_validate({**current.model_dump(by_alias=True), **changes})

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.manifest import ModelManifest, load_manifest, manifest_path_for, verify_file
-from edge.preprocess import preprocess
+from edge.grading.manifest import ModelManifest, load_manifest, manifest_path_for, verify_file
+from edge.grading.preprocess import preprocess
 from models.package import write_package
 from models.training.dataset import Sample
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from edge.cli import UsageError
-from edge.mqtt_config import MqttConfig
+from edge.config.loader import load_config
+from edge.config.mqtt import MqttConfig
+from edge.errors import UsageError
 from edge.outbox import Outbox, OutboxConfig, OutboxError
 from edge.outbox.schema import DB_NAME
 from sync.cli_common import add_connection_options, mqtt_config_from_args
@@ -59,10 +60,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _from_config(path: Path) -> tuple[MqttConfig, Path, str, OutboxConfig]:
-    try:
-        from edge.config import load_config
-    except ImportError:
-        raise UsageError("--config needs edge.config, which this installation lacks") from None
     try:
         app: Any = load_config(path)
     except Exception as exc:  # the loader's own error names the file and field

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge.cli import UsageError
-from edge.mqtt_config import MqttConfig, MqttTlsConfig
+from edge.config.mqtt import MqttConfig, MqttTlsConfig
+from edge.errors import UsageError
 
 
 def parse_broker(text: str) -> tuple[str, int]:

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
 from sync.publisher import Publisher
 from sync.receipts import ReceiptListener

@@ -10,8 +10,8 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from edge.serialize import format_utc
 from edge.status import LinkStatus
+from edge.wire.serialize import format_utc
 from sync.link_reason import link_reason
 
 

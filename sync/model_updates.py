@@ -4,7 +4,7 @@ A ``roadpatrol.services`` entry point with its own MQTT client (the publisher's 
 its in-flight window stay untouched). The package is checked exactly as `roadpatrol model
 install` checks it. Whether it becomes active is the signed manifest's ``activate_on_arrival``;
 the message's unsigned ``activate`` flag can only hold that back (`push-model --no-activate`).
-Which package it is comes from the signed manifest alone (sync.model_push_message); a version
+Which package it is comes from the signed manifest alone (edge.wire.model_push); a version
 older than the newest of its name installed here is refused (only a technician's local
 `model install --allow-downgrade` can go back), and a message over ``mqtt.model_push_max_mb``
 or off its schema is refused before anything is written. No message, however broken, stops
@@ -28,16 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
-from edge.manifest import ModelPackageError
+from edge.config.mqtt import MqttConfig
+from edge.grading.manifest import ModelPackageError
 from edge.model_store import ModelStore
-from edge.mqtt_config import MqttConfig
 from edge.status import ModelUpdateResult
-from sync.model_push_message import unpack
+from edge.wire.model_push import unpack
 from sync.mqtt_client import make_client
 from sync.office.push import FLEET, model_topic
 
 if TYPE_CHECKING:
-    from edge.recorder import Recorder
+    from edge.recording.recorder import Recorder
 
 log = logging.getLogger(__name__)
 

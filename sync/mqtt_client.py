@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
 
 
 def protocol_of(cfg: MqttConfig) -> mqtt.MQTTProtocolVersion:

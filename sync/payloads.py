@@ -1,7 +1,7 @@
 """MQTT topics and payloads: the public contract between vehicles and the office.
 
 Every JSON payload starts with ``schema: {name, version}``; its JSON Schema is committed in
-``sync/schemas/<kind>.schema.json``. Images are raw JPEG bytes whose MQTT 5 user properties
+``edge/wire/schemas/<kind>.schema.json``. Images are raw JPEG bytes whose MQTT 5 user properties
 carry the same identifying fields (schema, finding id, vehicle id, boot id, seq).
 """
 
@@ -20,8 +20,8 @@ from jsonschema import Draft202012Validator
 from edge import __version__ as software_version
 from edge.outbox import TrackPoint
 from edge.outbox.receipts import Awaiting
-from edge.serialize import format_utc
 from edge.status import Status
+from edge.wire.serialize import format_utc
 
 FINDING = ("roadpatrol.finding", 1)
 TRACK = ("roadpatrol.track", 1)
@@ -84,7 +84,7 @@ def _dumps(obj: dict[str, Any]) -> bytes:
 
 
 def finding_payload(finding: dict[str, Any], *, has_image: bool | None = None) -> bytes:
-    """The finding's JSON form (edge.serialize.finding_to_dict) tagged with its schema."""
+    """The finding's JSON form (edge.wire.serialize.finding_to_dict) tagged with its schema."""
     body: dict[str, Any] = {"schema": _tag(FINDING), **finding}
     if has_image is not None:
         body["has_image"] = has_image
@@ -205,7 +205,7 @@ def _last_model_update(snapshot: Status | None) -> dict[str, Any] | None:
 def load_schema(kind: str) -> dict[str, Any]:
     if kind not in SCHEMA_KINDS:
         raise ValueError(f"no payload schema {kind!r}; known: {', '.join(SCHEMA_KINDS)}")
-    text = resources.files("sync.schemas").joinpath(f"{kind}.schema.json").read_text("utf-8")
+    text = resources.files("edge.wire.schemas").joinpath(f"{kind}.schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

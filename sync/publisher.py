@@ -25,10 +25,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge.ids import boot_id as this_boot_id
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
 from edge.status import LinkStatus, Status
+from edge.wire.ids import boot_id as this_boot_id
 from sync.acks import Acknowledgements, PublisherCounters
 from sync.feed import Message, OutboxFeed
 from sync.ledger import Ledger, Marked

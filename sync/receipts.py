@@ -32,9 +32,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
-from edge.serialize import format_utc
+from edge.wire.serialize import format_utc
 from sync.mqtt_client import make_client, reason_text
 from sync.payloads import Topics, schema_errors
 

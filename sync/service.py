@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
 from edge.status import LinkStatus, Status
 from sync.publisher import Publisher
 from sync.receipts import ReceiptListener
 
 if TYPE_CHECKING:
-    from edge.config import AppConfig
-    from edge.recorder import Recorder
+    from edge.config.loader import AppConfig
+    from edge.recording.recorder import Recorder
 
 
 class SyncService(Protocol):
@@ -65,7 +65,7 @@ def start(
     app_config: AppConfig,
     status_provider: Callable[[], Status] | None = None,
 ) -> SyncService:
-    """Start publishing ``outbox``; ``app_config`` is edge.config.AppConfig (mqtt, vehicle)."""
+    """Start publishing ``outbox``; ``app_config`` is an AppConfig (its mqtt, vehicle)."""
     cfg: MqttConfig = app_config.mqtt
     if not cfg.enabled:
         return _Disabled()

@@ -13,10 +13,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edge.config import AppConfig
-from edge.manifest import load_manifest, sha256_of
+from edge.config.loader import AppConfig
+from edge.grading.manifest import load_manifest, sha256_of
 from edge.model_store import generate_keypair, sign_manifest
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from edge.types import Frame
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
 
 
 def mosquitto_binary() -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from _mqtt_broker import wait_until
 
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
 from sync.office.receiver import OfficeReceiver
 from sync.office.store import SqliteStore as OfficeStore
 from sync.office.store_api import open_store

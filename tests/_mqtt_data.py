@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.ids import boot_id, new_finding_id
 from edge.outbox import Outbox
 from edge.types import Damage, Finding, FixMode, FixQuality, Position, PositionSource
+from edge.wire.ids import boot_id, new_finding_id
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLE_FRAMES = SHARED_DATA / "rdd2022_china_motorbike" / "sample_frames"

@@ -17,7 +17,7 @@ class Receiver:
     def __init__(
         self, tmp_path: Path, port: int, db: str, client_id: str, shared_group: str | None = None
     ) -> None:
-        self.cmd = [sys.executable, "-m", "sync", "office", "receive", "--broker",
+        self.cmd = [sys.executable, "-m", "edge", "office", "receive", "--broker",
                     f"127.0.0.1:{port}", "--db", db, "--images", str(tmp_path / "images"),
                     "--client-id", client_id]  # fmt: skip
         if shared_group is not None:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from _capture_fixtures import sample_frame_paths
 
-from edge.ids import boot_id, new_finding_id
 from edge.outbox import Outbox
 from edge.types import (
     Damage,
@@ -23,6 +22,7 @@ from edge.types import (
     Position,
     PositionSource,
 )
+from edge.wire.ids import boot_id, new_finding_id
 
 CHIBA_CITY_HALL = (35.6073, 140.1063)
 T0 = datetime(2025, 4, 1, 0, 30, 0, tzinfo=UTC)

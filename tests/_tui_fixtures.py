@@ -139,7 +139,7 @@ def wait_until(predicate: object, timeout_s: float, interval_s: float = 0.05) ->
 
 
 class ScreenProcess:
-    """`python -m tui` (or ``program``) in a real pseudo-terminal, its output drained so it
+    """`roadpatrol tui` (or ``program``) in a real pseudo-terminal, its output drained so it
     never blocks."""
 
     def __init__(
@@ -164,7 +164,7 @@ class ScreenProcess:
             "LINES": str(size[1]),
         }
         self.proc = subprocess.Popen(
-            [*(program or [sys.executable, "-m", "tui"]), *args],
+            [*(program or [sys.executable, "-m", "edge", "tui"]), *args],
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -216,8 +216,8 @@ class ScreenProcess:
 @pytest.fixture
 def demo_recorder(tmp_path: Path) -> Iterator[object]:
     """The real recorder on the bundled demo drive, paced like a real camera."""
-    from edge.config import demo_config
-    from edge.recorder import Recorder
+    from edge.config.loader import demo_config
+    from edge.recording.recorder import Recorder
 
     recorder = Recorder(demo_config(tmp_path, fast=False))
     recorder.start()

@@ -15,11 +15,11 @@ from _model_store_fixtures import SHIPPED_INT8, copy_package, make_keys, model_i
 from _mqtt_fixtures import Broker, broker
 from _office_review_fixtures import ReceivedOffice, apply_reviews, cli, office, received
 
-from edge.config import ModelConfig, demo_config
-from edge.manifest import load_manifest
+from edge.config.loader import ModelConfig, demo_config
+from edge.config.mqtt import MqttConfig
+from edge.grading.manifest import load_manifest
 from edge.model_store import ModelStore, verify_signature
-from edge.mqtt_config import MqttConfig
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from sync.model_updates import start_for_recorder
 
 pytest.importorskip("torch", reason="model adapt needs the train extra (installed by .ci/run)")

@@ -7,8 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from edge.config import AppConfig, load_config
-from edge.config_cli import example_toml
+from edge.config.check import example_toml
+from edge.config.loader import AppConfig, load_config
 
 
 def roadpatrol(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from edge.config import load_config
+from edge.config.loader import load_config
 
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 DEMO = Path(__file__).resolve().parents[1] / "edge" / "demo"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from edge.detect import apply_grade_rules, crack_coverage, decode, frame_grade
-from edge.manifest import ClassSpec, InputSpec, ModelManifest, OutputSpec
+from edge.grading.decode import apply_grade_rules, crack_coverage, decode, frame_grade
+from edge.grading.manifest import ClassSpec, InputSpec, ModelManifest, OutputSpec
 from edge.types import Damage
 
 
@@ -99,7 +99,7 @@ def test_frame_grade_is_the_highest_finding_grade() -> None:
 
 
 def test_overlapping_peaks_of_one_crack_are_suppressed_per_type() -> None:
-    from edge.detect import suppress_overlaps
+    from edge.grading.decode import suppress_overlaps
 
     strong = Damage("D00", 0.9, (0.40, 0.10, 0.50, 0.60), 1)
     along = Damage("D00", 0.6, (0.40, 0.20, 0.50, 0.70), 1)  # IoU 0.4/0.6 = 0.67 with strong

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edge.capture.config import CameraConfig, SamplingConfig
-from edge.config import DEMO_DIR, AppConfig, demo_config
-from edge.gps.config import GpsConfig
+from edge.config.capture import CameraConfig, SamplingConfig
+from edge.config.gps import GpsConfig
+from edge.config.loader import DEMO_DIR, AppConfig, demo_config
 from edge.gps.disciplined import DisciplinedClock
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from edge.status import Alert
 
 DEMO_NMEA = DEMO_DIR / "chiba_drive.nmea"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.merge import MergeRules, Sighting, better, covers, same_damage, x_overlap
+from edge.recording.merge import MergeRules, Sighting, better, covers, same_damage, x_overlap
 from edge.types import Damage
 
 RULES = MergeRules(max_distance_m=12.0, min_x_overlap=0.1, max_gap_s=2.0)

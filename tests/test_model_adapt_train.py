@@ -13,9 +13,9 @@ import pytest
 from _adapt_fixtures import graded_crops, tiny_voc
 from _model_fixtures import SHIPPED_MODELS, real_frames
 
-from edge.grader import Grader
-from edge.manifest import load_manifest
-from edge.preprocess import preprocess
+from edge.grading.grader import Grader
+from edge.grading.manifest import load_manifest
+from edge.grading.preprocess import preprocess
 
 torch = pytest.importorskip("torch", reason="needs the train extra (installed by .ci/run)")
 EXE = str(Path(sys.executable).with_name("roadpatrol"))

@@ -78,7 +78,7 @@ def test_confusion_report_by_hand() -> None:
 def test_cross_tuned_figures_score_each_half_with_the_other_halfs_thresholds() -> None:
     from pathlib import Path
 
-    from edge.manifest import load_manifest
+    from edge.grading.manifest import load_manifest
     from edge.types import Damage
     from models.evaluate import ImageResult, cross_tuned, tally, tune_thresholds
 

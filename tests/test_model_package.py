@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from _model_fixtures import RDD_TRAIN, build_small_package, real_frames
 
-from edge.grader import Grader
-from edge.manifest import ModelPackageError, load_manifest
-from edge.preprocess import preprocess
+from edge.grading.grader import Grader
+from edge.grading.manifest import ModelPackageError, load_manifest
+from edge.grading.preprocess import preprocess
 
 torch = pytest.importorskip("torch", reason="needs the train extra (installed by .ci/run)")
 

@@ -15,10 +15,10 @@ from _model_store_fixtures import (
 from _mqtt_fixtures import Broker, broker, first_json_message, wait_until
 
 from edge.cli import main
-from edge.config import AppConfig, ModelConfig, demo_config
+from edge.config.loader import AppConfig, ModelConfig, demo_config
+from edge.config.mqtt import MqttConfig
 from edge.model_store import ModelStore
-from edge.mqtt_config import MqttConfig
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from edge.status import Alert
 from sync.model_updates import start_for_recorder
 

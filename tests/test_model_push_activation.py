@@ -18,11 +18,11 @@ from _mqtt_fixtures import Broker, broker, first_json_message, wait_until
 from _tui_fixtures import pilot_wait, screen_text
 
 from edge.cli import main
-from edge.config import AppConfig, ModelConfig, demo_config
-from edge.manifest import load_manifest
+from edge.config.loader import AppConfig, ModelConfig, demo_config
+from edge.config.mqtt import MqttConfig
+from edge.grading.manifest import load_manifest
 from edge.model_store import ModelStore, verify_signature
-from edge.mqtt_config import MqttConfig
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from edge.status import Alert, ModelStatus, Status
 from sync import service as sync_service
 from sync.model_updates import ModelUpdates, start_for_recorder

@@ -17,10 +17,10 @@ from _model_store_fixtures import SHIPPED_INT8, copy_package, make_keys
 from _mqtt_fixtures import Broker, broker, wait_until
 
 from edge.cli import main
-from edge.config import AppConfig, ModelConfig, demo_config
+from edge.config.loader import AppConfig, ModelConfig, demo_config
+from edge.config.mqtt import MqttConfig
 from edge.model_store import ModelStore
-from edge.mqtt_config import MqttConfig
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from sync.model_updates import ModelUpdates, start_for_recorder
 from sync.office.push import model_topic, publish_retained, push_payload
 

@@ -20,12 +20,12 @@ from _model_store_fixtures import SHIPPED_INT8, copy_package, make_keys
 from _mqtt_fixtures import Broker, broker, first_json_message, wait_until
 
 from edge.cli import main
-from edge.config import ModelConfig, demo_config
-from edge.manifest import load_manifest
+from edge.config.loader import ModelConfig, demo_config
+from edge.config.mqtt import MqttConfig
+from edge.grading.manifest import load_manifest
 from edge.model_store import ModelStore
 from edge.model_store.store import InstallResult
-from edge.mqtt_config import MqttConfig
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from edge.status import Alert
 from sync.model_updates import start_for_recorder
 from sync.payloads import schema_errors, status_payload

@@ -10,7 +10,7 @@ from _model_fixtures import build_small_package
 from _model_store_fixtures import SHIPPED_INT8, copy_package, make_keys, nan_model_bytes
 
 from edge.cli import main
-from edge.manifest import load_manifest
+from edge.grading.manifest import load_manifest
 from edge.model_store import ModelStore
 
 

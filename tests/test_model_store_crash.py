@@ -22,7 +22,7 @@ ROUNDS = 5
 
 def _roadpatrol(*argv: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", *argv],
+        [sys.executable, "-m", "edge", *argv],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

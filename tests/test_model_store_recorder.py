@@ -16,10 +16,10 @@ from _model_store_fixtures import (
     model_ids_by_seq,
 )
 
-from edge.config import AppConfig, ModelConfig, default_model_package, demo_config
-from edge.manifest import load_manifest
+from edge.config.loader import AppConfig, ModelConfig, default_model_package, demo_config
+from edge.grading.manifest import load_manifest
 from edge.model_store import ModelStore
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from edge.status import Alert
 
 OLD, NEW = "road-damage-1.0.1", "road-damage-1.0.2"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError
+from edge.config.loader import ConfigError
 from sync.office.web.config import GSI_TILES_URL, load_console_config
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from _mqtt_fixtures import make_finding, road_jpegs
 from _pg_fixtures import pg_cluster, store_db
-
-from edge.serialize import finding_to_dict
-from edge.types import Finding
 from sync.__main__ import main
+
+from edge.types import Finding
+from edge.wire.serialize import finding_to_dict
 from sync.office.export import FINDING_COLUMNS, SITE_COLUMNS
 from sync.office.receiver import MessageHandler
 from sync.office.store_api import open_store

@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.serialize import finding_to_dict
+from edge.wire.serialize import finding_to_dict
 from sync.office import ownership
 from sync.payloads import finding_payload
 

@@ -15,7 +15,7 @@ from _mqtt_fixtures import make_finding, wait_until
 from _pg_fixtures import PgCluster, pg_cluster, pg_url
 
 from edge.outbox.queries import TrackPoint
-from edge.serialize import finding_to_dict
+from edge.wire.serialize import finding_to_dict
 from sync.office.export import FINDING_COLUMNS, SITE_COLUMNS
 from sync.office.pg_schema import migrate_pg
 from sync.office.pg_store import PostgresStore
@@ -223,7 +223,7 @@ def test_office_commands_name_a_bad_database_or_group_in_one_line(tmp_path: Path
     import sys
 
     def office(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "sync", "office", *args],
+        return subprocess.run([sys.executable, "-m", "edge", "office", *args],
                               capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
 
     url = f"postgresql://office:s3cret@/nodb?host={tmp_path}&port=1&connect_timeout=1"

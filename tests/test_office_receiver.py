@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.serialize import finding_to_dict
+from edge.wire.serialize import finding_to_dict
 from sync.office.receiver import MAX_JSON_BYTES, MessageHandler
 from sync.office.store import SqliteStore as OfficeStore
 from sync.office.store_api import open_store
@@ -198,14 +198,14 @@ def test_office_receive_cli_stores_until_signalled_and_reports_counts(
     from _mqtt_fixtures import fill_outbox
 
     db, images = tmp_path / "office.sqlite3", tmp_path / "images"
-    cmd = [sys.executable, "-m", "sync", "office", "receive", "--broker",
+    cmd = [sys.executable, "-m", "edge", "office", "receive", "--broker",
            f"127.0.0.1:{broker.port}", "--db", str(db), "--images", str(images)]  # fmt: skip
     office = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until_office_subscribed(broker.port, db)
         findings = fill_outbox(tmp_path / "data", "veh-cli", 4, road_jpegs(2, side_px=32))
         drain = subprocess.run(
-            [sys.executable, "-m", "sync", "sync", "drain", "--data-dir", str(tmp_path / "data"),
+            [sys.executable, "-m", "edge", "sync", "drain", "--data-dir", str(tmp_path / "data"),
              "--broker", f"127.0.0.1:{broker.port}"],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
@@ -223,7 +223,7 @@ def test_office_receive_cli_stores_until_signalled_and_reports_counts(
     assert "connected to 127.0.0.1" in err
 
     misuse = subprocess.run(
-        [sys.executable, "-m", "sync", "office", "receive", "--broker", "localhost",
+        [sys.executable, "-m", "edge", "office", "receive", "--broker", "localhost",
          "--db", str(db), "--images", str(images)],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip

@@ -136,7 +136,7 @@ def test_a_finding_stored_but_not_acked_before_a_kill_is_stored_once(
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from edge.serialize import finding_to_dict
+    from edge.wire.serialize import finding_to_dict
     from sync.payloads import finding_payload, status_payload
 
     proxy = TcpProxy(broker.port)

@@ -14,9 +14,9 @@ import pytest
 from _disk_fixtures import mount_tmpfs, small_disk, unmount
 from _outbox_fixtures import T0, make_finding, minutes, real_jpegs, rows
 
-from edge.config import demo_config
+from edge.config.loader import demo_config
 from edge.outbox import Outbox
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from edge.status import Alert
 
 EXE = str(Path(sys.executable).with_name("roadpatrol"))

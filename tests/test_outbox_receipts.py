@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from _outbox_fixtures import DAY_S, T0, ManualClock, make_finding, minutes, real_jpegs, rows
 
-from edge.config import ModelConfig, demo_config
-from edge.mqtt_config import MqttConfig
+from edge.config.loader import ModelConfig, demo_config
+from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from edge.status import Alert
 
 BIG = 10**12
@@ -217,7 +217,7 @@ def test_outbox_status_reports_what_awaits_the_office(tmp_path: Path) -> None:
         outbox.mark_findings_sent([f.id for f in findings])
         outbox.mark_images_sent([findings[0].id])
         outbox.mark_receipted([findings[2].id], ())
-    roadpatrol = [sys.executable, "-m", "edge.cli", "outbox", "status", "--data-dir", str(tmp_path)]
+    roadpatrol = [sys.executable, "-m", "edge", "outbox", "status", "--data-dir", str(tmp_path)]
     done = subprocess.run([*roadpatrol, "--json"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

@@ -14,7 +14,7 @@ from _outbox_fixtures import T0, make_finding, minutes, real_jpegs, rows
 
 from edge.cli import main
 from edge.outbox import Outbox
-from edge.serialize import finding_to_dict
+from edge.wire.serialize import finding_to_dict
 
 BIG = 10**12
 PAGE = 4096

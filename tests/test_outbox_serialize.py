@@ -16,9 +16,9 @@ from _outbox_fixtures import T0, make_finding
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.ids import boot_id, new_finding_id, uuid7_unix_ms
-from edge.serialize import FindingFormatError, finding_from_dict, finding_to_dict
 from edge.types import Damage, FindingOrigin
+from edge.wire.ids import boot_id, new_finding_id, uuid7_unix_ms
+from edge.wire.serialize import FindingFormatError, finding_from_dict, finding_to_dict
 
 
 def test_finding_id_is_an_rfc9562_uuid7_carrying_the_time() -> None:

@@ -17,8 +17,8 @@ from _outbox_fixtures import T0, make_finding, minutes, real_jpegs, rows
 
 from edge.outbox import Outbox, OutboxConfig, OutboxError
 from edge.outbox.images import dms_to_deg
-from edge.serialize import finding_from_dict
 from edge.types import Fix, FixMode, FixQuality
+from edge.wire.serialize import finding_from_dict
 
 BIG = 10**12  # a cap nobody reaches
 

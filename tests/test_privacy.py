@@ -16,13 +16,13 @@ import pytest
 from _outbox_fixtures import make_finding
 from _privacy_fixtures import frames, mean_abs_diff, outside, sharpness
 
-from edge.config import AppConfig, VehicleConfig
+from edge.config.loader import AppConfig, VehicleConfig
+from edge.config.privacy import PrivacyConfig
 from edge.outbox import Outbox
 from edge.outbox.exif_finding import finding_from_jpeg
 from edge.privacy.anonymise import Anonymiser, read_note
-from edge.privacy.config import PrivacyConfig
 from edge.privacy.stage import PrivacyStage
-from edge.recorder import Recorder
+from edge.recording.recorder import Recorder
 from edge.status import Alert
 from edge.types import Damage, Frame, GradedFrame
 from sync.payloads import image_user_properties, schema_errors
@@ -173,7 +173,7 @@ def test_privacy_check_cli_prints_the_plates_and_writes_anonymised_images(tmp_pa
     (path, boxes), _ = frames("plate")
     missing = tmp_path / "nope.jpg"
     result = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "privacy", "check", str(path), str(missing),
+        [sys.executable, "-m", "edge", "privacy", "check", str(path), str(missing),
          "--out", str(tmp_path / "out"), "--json"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -193,7 +193,7 @@ def _config_check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]
     path = tmp_path / "vehicle.toml"
     path.write_text(text)
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", "config", "check", str(path)],
+        [sys.executable, "-m", "edge", "config", "check", str(path)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -301,7 +301,7 @@ def test_a_lossless_replay_waits_for_room_and_keeps_every_image(tmp_path: Path) 
 def test_a_replay_with_a_corrupt_detector_model_is_graded_and_recorded_without_images(
     tmp_path: Path,
 ) -> None:
-    from edge.config import demo_config
+    from edge.config.loader import demo_config
 
     model = tmp_path / "det.onnx"
     model.write_bytes(b"\x08\x07" + bytes(range(256)) * 40)

@@ -31,7 +31,7 @@ WRITER = textwrap.dedent(
     from _outbox_fixtures import make_finding
     from _privacy_fixtures import frames
     from edge.outbox import Outbox
-    from edge.privacy.config import PrivacyConfig
+    from edge.config.privacy import PrivacyConfig
     from edge.privacy.stage import PrivacyStage
 
     photos = [cv2.imread(str(p)) for p, _ in frames()]

@@ -16,8 +16,8 @@ from _mqtt_fixtures import (
 )
 from _privacy_fixtures import frames, sharpness
 
+from edge.config.privacy import PrivacyConfig
 from edge.privacy.anonymise import read_note
-from edge.privacy.config import PrivacyConfig
 from edge.privacy.stage import PrivacyStage
 from sync.payloads import IMAGE_SCHEMA_TAG, schema_errors
 from sync.publisher import Publisher

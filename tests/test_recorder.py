@@ -9,12 +9,12 @@ from pathlib import Path
 import piexif
 import pytest
 
-from edge.config import ModelConfig, demo_config
-from edge.findings import MANUAL_GRADE
-from edge.recorder import Recorder
-from edge.serialize import finding_from_dict
+from edge.config.loader import ModelConfig, demo_config
+from edge.recording.findings import MANUAL_GRADE
+from edge.recording.recorder import Recorder
 from edge.status import Alert
 from edge.types import FindingOrigin
+from edge.wire.serialize import finding_from_dict
 
 
 def _findings(data_dir: Path) -> list[dict]:  # type: ignore[type-arg]

@@ -29,7 +29,7 @@ VEHICLE = "veh-drain"
 
 
 def _drain_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "sync", "sync", "drain", *args]
+    return [sys.executable, "-m", "edge", "sync", "drain", *args]
 
 
 def _run(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:

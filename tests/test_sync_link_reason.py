@@ -13,7 +13,7 @@ from _mqtt_fixtures import Broker, Office, free_port, make_pki, mqtt_cfg, open_o
 from _tui_fixtures import FixedControl, screen_text
 from test_sync_security import _tls_broker, password_broker
 
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
 from edge.status import LinkStatus, Status
 from sync.publisher import Publisher
 from tui.app import create_app

@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from edge.ids import new_finding_id
-from edge.mqtt_config import MqttConfig
-from edge.serialize import finding_from_dict, finding_to_dict
+from edge.config.mqtt import MqttConfig
 from edge.types import (
     Damage,
     Finding,
@@ -24,6 +22,8 @@ from edge.types import (
     Position,
     PositionSource,
 )
+from edge.wire.ids import new_finding_id
+from edge.wire.serialize import finding_from_dict, finding_to_dict
 from sync.mqtt_client import Backoff
 from sync.payloads import SCHEMA_KINDS, finding_payload, load_schema, schema_errors
 

@@ -239,7 +239,7 @@ def test_mqtt_311_is_selectable(broker: Broker, tmp_path: Path) -> None:
 def test_service_publishes_the_recorders_status_retained_and_offline_at_stop(
     broker: Broker, tmp_path: Path
 ) -> None:
-    from edge.config import AppConfig, VehicleConfig
+    from edge.config.loader import AppConfig, VehicleConfig
     from edge.status import GpsStatus, ModelStatus, Status
     from sync import service
 

@@ -32,8 +32,8 @@ from _mqtt_fixtures import (
 )
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import AppConfig, VehicleConfig
-from edge.mqtt_config import MqttConfig
+from edge.config.loader import AppConfig, VehicleConfig
+from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
 from edge.types import Finding
 from sync import service
@@ -195,7 +195,7 @@ def _office_process(port: int, office_dir: Path, *extra: str) -> subprocess.Pope
     office_dir.mkdir(exist_ok=True)
     log = (office_dir / "receive.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "sync", "office", "receive", "--broker", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "edge", "office", "receive", "--broker", f"127.0.0.1:{port}",
          "--db", str(office_dir / "office.sqlite3"), "--images", str(office_dir / "images"),
          *extra],
         stdout=log, stderr=log,
@@ -381,7 +381,7 @@ def test_sync_drain_exits_0_only_once_the_office_receipted_everything(
 ) -> None:
     data_dir = tmp_path / "data"
     findings, images = fill(data_dir)
-    drain = [sys.executable, "-m", "sync", "sync", "drain", "--data-dir", str(data_dir), "--json",
+    drain = [sys.executable, "-m", "edge", "sync", "drain", "--data-dir", str(data_dir), "--json",
              "--broker", f"127.0.0.1:{broker.port}", "--receipt-timeout", "1"]  # fmt: skip
     # No office: the broker acknowledges everything, and nothing is receipted.
     alone = subprocess.run([*drain, "--timeout", "3"], capture_output=True, text=True, timeout=60)
@@ -422,7 +422,7 @@ def test_a_broker_without_persistence_restarted_during_a_drain_loses_no_image(
     with Office(office_dir, office_cfg):
         pass  # its session queues what the drain sends: until the restart
     drain = subprocess.Popen(
-        [sys.executable, "-m", "sync", "sync", "drain", "--data-dir", str(data_dir), "--json",
+        [sys.executable, "-m", "edge", "sync", "drain", "--data-dir", str(data_dir), "--json",
          "--broker", f"127.0.0.1:{plain.port}", "--receipt-timeout", "1", "--timeout", "90"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

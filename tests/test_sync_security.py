@@ -20,7 +20,7 @@ from _mqtt_fixtures import (
     wait_until,
 )
 
-from edge.mqtt_config import MqttTlsConfig
+from edge.config.mqtt import MqttTlsConfig
 from sync.publisher import Publisher
 
 OFFICE_BROKER_ACL = Path(__file__).resolve().parents[1] / "sync" / "deploy" / "mosquitto.acl"

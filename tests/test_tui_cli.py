@@ -48,7 +48,7 @@ def test_refresh_rate_is_checked(tmp_path: Path) -> None:
 
 def test_without_a_terminal_it_says_so(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tui", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "edge", "tui", "--data-dir", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,

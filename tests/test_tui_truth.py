@@ -22,8 +22,8 @@ from _tui_fixtures import (
     utc_clock,
 )
 
-from edge.config import demo_config
-from edge.recorder import Recorder
+from edge.config.loader import demo_config
+from edge.recording.recorder import Recorder
 from edge.status import LinkStatus
 from edge.status_socket import RemoteRecorder, StatusServer, socket_path_for
 from tui.app import PatrolApp, create_app

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.cli import UsageError
+from edge.errors import UsageError
 from edge.status_socket import RecorderUnreachable, RemoteRecorder, socket_path_for
 from tui import screen
 
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace) -> int:
     lang, refresh_hz = args.lang, args.refresh_hz
     if args.config is not None:
-        from edge.config import ConfigError, load_config
+        from edge.config.loader import ConfigError, load_config
 
         try:
             config = load_config(args.config)

@@ -1,6 +1,5 @@
 """Camera capture: frame sources, the newest-frame capture thread, and distance sampling."""
 
-from edge.capture.config import CameraConfig, SamplingConfig
 from edge.capture.sampler import DistanceSampler
 from edge.capture.slot import LatestFrameSlot
 from edge.capture.sources import (
@@ -13,6 +12,7 @@ from edge.capture.sources import (
     open_frame_source,
 )
 from edge.capture.thread import CaptureThread
+from edge.config.capture import CameraConfig, SamplingConfig
 
 __all__ = [
     "CameraConfig",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.capture.config import SamplingConfig
+from edge.config.capture import SamplingConfig
 
 
 class DistanceSampler:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from edge.capture.config import CameraConfig
+from edge.config.capture import CameraConfig
 from edge.types import Frame
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ import logging
 import threading
 import time
 
-from edge.capture.config import CameraConfig
 from edge.capture.slot import LatestFrameSlot
 from edge.capture.sources import FrameSource, open_frame_source
+from edge.config.capture import CameraConfig
 from edge.status import CameraStatus
 from edge.types import Frame
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edge.gps.config import GpsConfig
+from edge.config.gps import GpsConfig
 from edge.gps.gpsd_source import GpsdSource
 from edge.gps.history import FixHistory
 from edge.gps.sources import (

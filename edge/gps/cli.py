@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge.cli import UsageError
+from edge.errors import UsageError
 from edge.gps import EndOfFixes, FixSource, FixSourceError, GpsConfig, open_fix_source
 from edge.types import Fix
 

@@ -6,9 +6,9 @@ import logging
 import threading
 import time
 
-from edge.config import AppConfig, default_model_package
-from edge.grader import Grader
-from edge.manifest import ModelPackageError
+from edge.config.loader import AppConfig, default_model_package
+from edge.grading.grader import Grader
+from edge.grading.manifest import ModelPackageError
 from edge.model_store.store import ModelStore
 
 log = logging.getLogger(__name__)

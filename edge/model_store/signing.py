@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from edge.manifest import ModelPackageError, manifest_path_for, set_activate_on_arrival
+from edge.grading.manifest import ModelPackageError, manifest_path_for, set_activate_on_arrival
 
 PRIVATE_KEY_NAME = "model-signing.key"
 PUBLIC_KEY_NAME = "model-signing.pub"

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.config import AppConfig
-from edge.manifest import (
+from edge.config.loader import AppConfig
+from edge.grading.manifest import (
     ModelManifest,
     ModelPackageError,
     load_manifest,

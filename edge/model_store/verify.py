@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.config import DEMO_DIR
-from edge.grader import Grader
-from edge.manifest import (
+from edge.config.loader import DEMO_DIR
+from edge.grading.grader import Grader
+from edge.grading.manifest import (
     ModelManifest,
     ModelPackageError,
     load_manifest,

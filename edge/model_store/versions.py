@@ -6,7 +6,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from edge.manifest import ModelManifest, ModelPackageError
+from edge.grading.manifest import ModelManifest, ModelPackageError
 
 
 def _version(text: str, where: Path) -> Version:

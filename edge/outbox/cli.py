@@ -15,8 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from edge.cli import UsageError
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
+from edge.errors import UsageError
 from edge.outbox import recover_cli
 from edge.outbox.quarantine import quarantined
 from edge.outbox.queries import summary

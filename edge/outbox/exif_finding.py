@@ -18,8 +18,8 @@ import piexif
 import piexif.helper
 
 from edge.outbox.images import dms_to_deg
-from edge.serialize import FindingFormatError, finding_from_dict
 from edge.types import Finding, FindingOrigin, FixMode, FixQuality, Position, PositionSource
+from edge.wire.serialize import FindingFormatError, finding_from_dict
 
 REBUILT_MODEL_ID = "recovered-from-image"
 _DESCRIPTION = re.compile(r"^roadpatrol finding (\S+) grade ([0-3])$")

@@ -13,8 +13,8 @@ from pathlib import Path
 import piexif
 import piexif.helper
 
-from edge.serialize import finding_to_dict
 from edge.types import Finding
+from edge.wire.serialize import finding_to_dict
 
 log = logging.getLogger(__name__)
 

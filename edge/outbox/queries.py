@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.outbox.receipts import awaiting
-from edge.serialize import parse_utc
+from edge.wire.serialize import parse_utc
 
 GRADES = ("0", "1", "2", "3")
 # Names in the counters table.

@@ -29,7 +29,7 @@ from edge.outbox.images import is_jpeg, write_atomic
 from edge.outbox.queries import IMAGE_BYTES_ON_DISK
 from edge.outbox.schema import DB_NAME, IMAGES_DIR, connect
 from edge.outbox.space import bump, transaction
-from edge.serialize import FindingFormatError, finding_from_dict
+from edge.wire.serialize import FindingFormatError, finding_from_dict
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from edge.cli import UsageError
+from edge.errors import UsageError
 from edge.outbox.diskspace import reserve_bytes_for
 from edge.outbox.quarantine import QUARANTINE_DIR
 from edge.outbox.recover import Salvaged, images_beside, salvage_database, salvage_images

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from edge.outbox.queries import IMAGE_BYTES_ON_DISK, IMAGES_MISSING
 from edge.outbox.space import bump
-from edge.serialize import finding_to_dict, format_utc
 from edge.types import Finding, Fix
+from edge.wire.serialize import finding_to_dict, format_utc
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS findings (
     id              TEXT PRIMARY KEY,
     grade           INTEGER NOT NULL,
     captured_at_utc TEXT NOT NULL,   -- ISO-8601 with microseconds and Z: sorts as time
-    payload         TEXT NOT NULL,   -- the finding's JSON (edge.serialize)
+    payload         TEXT NOT NULL,   -- the finding's JSON (edge.wire.serialize)
     payload_bytes   INTEGER NOT NULL,
     stored_at       REAL NOT NULL,   -- Unix seconds when committed here
     sent_at         REAL,            -- Unix seconds when the broker acknowledged; NULL: pending

@@ -34,8 +34,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edge.config.outbox import OutboxConfig
 from edge.outbox import rows
-from edge.outbox.config import OutboxConfig
 from edge.outbox.delivery_methods import OutboxDelivery
 from edge.outbox.diskspace import DiskGuard, is_disk_full
 from edge.outbox.frame_counts import FrameCounts

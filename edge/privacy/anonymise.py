@@ -11,7 +11,7 @@ import numpy as np
 import piexif
 
 from edge import __version__ as software_version
-from edge.privacy.config import PrivacyConfig
+from edge.config.privacy import PrivacyConfig
 from edge.privacy.detect import FaceDetector, PrivacyError, Region, TextDetector
 
 NOTE_FORMAT = "roadpatrol.privacy/1"

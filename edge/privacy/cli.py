@@ -13,10 +13,10 @@ from pathlib import Path
 
 import cv2
 
-from edge.cli import UsageError
-from edge.config import ConfigError, load_config
+from edge.config.loader import ConfigError, load_config
+from edge.config.privacy import PrivacyConfig
+from edge.errors import UsageError
 from edge.privacy.anonymise import Anonymiser, encode_jpeg
-from edge.privacy.config import PrivacyConfig
 from edge.privacy.detect import PrivacyError
 
 

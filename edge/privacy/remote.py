@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.config.privacy import PrivacyConfig
 from edge.privacy.anonymise import privacy_note
-from edge.privacy.config import PrivacyConfig
 from edge.privacy.detect import PrivacyError, Region
 from edge.privacy.worker import REPLY, REQUEST, read_exact
 

@@ -22,9 +22,9 @@ from typing import Protocol
 
 import numpy as np
 
+from edge.config.privacy import PrivacyConfig
 from edge.outbox import Outbox
 from edge.privacy.anonymise import encode_jpeg, off_note
-from edge.privacy.config import PrivacyConfig
 from edge.privacy.detect import PrivacyError
 from edge.privacy.remote import AnonymiserProcess
 from edge.status import PrivacyStatus

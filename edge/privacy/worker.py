@@ -47,8 +47,8 @@ def _hello(out: IO[bytes], doc: dict[str, object]) -> None:
 
 def serve(config_json: str, inp: IO[bytes], out: IO[bytes]) -> int:
     # Imported here: the parent's side of this module must stay light.
+    from edge.config.privacy import PrivacyConfig
     from edge.privacy.anonymise import Anonymiser, encode_jpeg
-    from edge.privacy.config import PrivacyConfig
     from edge.privacy.detect import PrivacyError
 
     try:

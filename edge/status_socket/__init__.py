@@ -21,7 +21,6 @@ from edge.status_socket.protocol import (
     SOCKET_NAME,
     RecorderControl,
     RecorderUnreachable,
-    ScreenConfig,
     socket_path_for,
 )
 from edge.status_socket.server import StatusServer
@@ -34,7 +33,6 @@ __all__ = [
     "RecorderControl",
     "RecorderUnreachable",
     "RemoteRecorder",
-    "ScreenConfig",
     "StatusServer",
     "socket_path_for",
 ]

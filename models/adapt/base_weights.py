@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.manifest import ModelManifest, ModelPackageError, load_manifest, verify_file
+from edge.grading.manifest import ModelManifest, ModelPackageError, load_manifest, verify_file
 from models.training.net import RoadDamageNet
 from models.training.spec import CLASS_CODES
 

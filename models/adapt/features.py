@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edge.preprocess import preprocess
+from edge.grading.preprocess import preprocess
 from models.training.net import RoadDamageNet
 from models.training.spec import input_spec
 

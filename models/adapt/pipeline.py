@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.grader import Grader
-from edge.manifest import ModelManifest, load_manifest
+from edge.grading.grader import Grader
+from edge.grading.manifest import ModelManifest, load_manifest
 from models.adapt.graded import GradedImage, GradedSet, split_holdout, write_tree
 from models.adapt.train import AdaptOptions
 from models.training.dataset import Box, Sample
@@ -129,7 +129,7 @@ def refit_and_tune(
         refit_image_head(
             onnx_path, manifest, rdd_train + list(as_samples(train_g)), manifest.class_codes()
         )
-        from edge.manifest import sha256_of
+        from edge.grading.manifest import sha256_of
 
         update_manifest(
             manifest_path, sha256=sha256_of(onnx_path), file_bytes=onnx_path.stat().st_size

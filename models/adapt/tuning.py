@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.detect import candidates, select, sigmoid
-from edge.grader import Grader
-from edge.manifest import ModelManifest
+from edge.grading.decode import candidates, select, sigmoid
+from edge.grading.grader import Grader
+from edge.grading.manifest import ModelManifest
 from models.adapt.graded import GradedImage
 from models.evaluate import ImageResult, Thresholds, tally, tune_thresholds
 from models.metrics import confusion_report

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from edge.manifest import OutputSpec
+from edge.grading.manifest import OutputSpec
 from models.package import write_package
 from models.training.net import STRIDE, RoadDamageNet
 from models.training.spec import CLASS_CODES, CLASSES, input_spec

@@ -3,7 +3,7 @@
 Deciding *whether* a frame shows a type is easier than saying *where*: a logistic regression
 on pooled backbone features does it well. We fit one on the trained backbone's pooled
 stride-32 features and put it in the exported graph as a third output; the decoder uses it to
-confirm or veto the box findings of each type (see ``edge.detect``).
+confirm or veto the box findings of each type (see ``edge.grading.decode``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.preprocess import preprocess
+from edge.grading.preprocess import preprocess
 from models.training.dataset import Sample
 from models.training.net import RoadDamageNet
 from models.training.spec import CLASS_CODES, input_spec

@@ -3,7 +3,7 @@
 Why this head: it is anchor-free and trains in few epochs (TTFNet's Gaussian-weighted box
 regression gives many positive samples per object), which matters when the whole training
 budget is an hour on two CPU cores. Outputs stay raw so that the graph quantises cleanly;
-decoding (peak picking, box distances) happens in numpy in ``edge.detect``.
+decoding (peak picking, box distances) happens in numpy in ``edge.grading.decode``.
 """
 
 from __future__ import annotations

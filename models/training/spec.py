@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.manifest import ClassSpec, InputSpec
+from edge.grading.manifest import ClassSpec, InputSpec
 
 CLASS_CODES: tuple[str, ...] = ("D00", "D10", "D20", "D40")
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edge.preprocess import preprocess
+from edge.grading.preprocess import preprocess
 from models.training.dataset import Sample, augment, load_voc_dir, make_targets, split
 from models.training.net import STRIDE, RoadDamageNet
 from models.training.spec import CLASS_CODES, input_spec

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from edge.cli import UsageError
+from edge.errors import UsageError
 from sync.cli_common import add_connection_options, mqtt_config_from_args
 from sync.office.export import (
     FINDING_COLUMNS,

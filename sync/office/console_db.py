@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.serialize import format_utc
+from edge.wire.serialize import format_utc
 from sync.office.migrations import statements
 from sync.office.store_api import OfficeStore
 

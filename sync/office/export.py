@@ -16,7 +16,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from edge.serialize import FindingFormatError, format_utc, parse_utc
+from edge.wire.serialize import FindingFormatError, format_utc, parse_utc
 from sync.office.review import (
     OFFICE_GRADE_SQL,
     REVIEW_COLUMNS,

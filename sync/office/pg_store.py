@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from edge.serialize import format_utc, parse_utc
+from edge.wire.serialize import format_utc, parse_utc
 from sync.office.pg_schema import migrate_pg, pg_version
 from sync.office.store import (
     EARTH_RADIUS_M,

@@ -19,17 +19,17 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge.cli import UsageError
-from edge.manifest import ModelPackageError, load_manifest, manifest_path_for, verify_file
+from edge.config.mqtt import MqttConfig
+from edge.errors import UsageError
+from edge.grading.manifest import ModelPackageError, load_manifest, manifest_path_for, verify_file
 from edge.model_store.signing import signature_path_for
-from edge.mqtt_config import MqttConfig
 from sync.cli_common import add_connection_options, mqtt_config_from_args
 from sync.mqtt_client import connect, make_client
 
 PUSH_SCHEMA = "roadpatrol.model-push"
 PUSH_SCHEMA_VERSION = 1
 FLEET = "fleet"
-VEHICLE_ID = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # as edge.config.VehicleConfig
+VEHICLE_ID = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # as edge.config.loader.VehicleConfig
 
 
 def model_topic(prefix: str, vehicle_id: str | None) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from edge.ids import boot_id as this_boot_id
+from edge.wire.ids import boot_id as this_boot_id
 from sync.payloads import Topics
 from sync.receipts import MAX_IDS, receipt_payload
 

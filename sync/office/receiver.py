@@ -25,7 +25,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.mqtt_config import MqttConfig
+from edge.config.mqtt import MqttConfig
 from sync.mqtt_client import Backoff, connect, make_client, reason_text
 from sync.office.ownership import NotYours, Ownership
 from sync.office.receipts import ReceiptSender

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from edge.serialize import format_utc
+from edge.wire.serialize import format_utc
 from sync.office.console_db import (
     REPAIR_STATES,
     repair_state,

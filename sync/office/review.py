@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.serialize import format_utc
+from edge.wire.serialize import format_utc
 from sync.office.site_membership import resite_finding
 from sync.office.store import CURRENT_REVIEW_JOIN, OfficeStore
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.cli import UsageError
+from edge.errors import UsageError
 from sync.office.export import parse_since
 from sync.office.graded import GradedExportError, export_graded
 from sync.office.review import (

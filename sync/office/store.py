@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.serialize import format_utc, parse_utc
+from edge.wire.serialize import format_utc, parse_utc
 from sync.office.migrations import migrate_sqlite
 from sync.office.store_api import OfficeStore, StoreCounts, StoreError, open_store
 from sync.payloads import FINDING_ID_RE, VEHICLE_ID_RE

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _console_fixtures import csrf_from
 from _mqtt_fixtures import free_port, make_finding, wait_until
 
-from edge.serialize import finding_to_dict
+from edge.wire.serialize import finding_to_dict
 from sync.office.console_db import (
     ensure_console_tables,
     insert_user,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import cv2
 
-from edge.grader import Grader
-from edge.preprocess import preprocess
+from edge.grading.grader import Grader
+from edge.grading.preprocess import preprocess
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = sorted((REPO / "edge" / "demo" / "frames").glob("*.jpg"))

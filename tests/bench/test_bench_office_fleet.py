@@ -30,7 +30,7 @@ from _mqtt_fixtures import Broker, fill_outbox, mqtt_cfg, open_outbox, road_jpeg
 from _office_fleet import Receiver
 from _pg_fixtures import new_database, pg_cluster
 
-from edge.serialize import parse_utc
+from edge.wire.serialize import parse_utc
 from sync.drain import drain
 from sync.office.store_api import open_store
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edge.config import AppConfig, default_model_package, demo_config
-from edge.grader import Grader
+from edge.config.loader import AppConfig, default_model_package, demo_config
+from edge.grading.grader import Grader
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = sorted((REPO / "edge" / "demo" / "frames").glob("*.jpg"))
@@ -63,7 +63,7 @@ def _decode_and_grade(video: Path, grader: Grader) -> int:
 
 
 def _pipeline(video: Path, data_dir: Path) -> tuple[int, float]:
-    from edge.recorder import Recorder
+    from edge.recording.recorder import Recorder
 
     base = demo_config(data_dir, fast=True)
     config = AppConfig.model_validate(

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared f
 from _privacy_fixtures import frames
 from test_bench_pipeline import FRAMES, video_720p  # noqa: F401  (a fixture)
 
-from edge.config import AppConfig, demo_config
+from edge.config.loader import AppConfig, demo_config
+from edge.config.privacy import PrivacyConfig
 from edge.privacy.anonymise import Anonymiser, encode_jpeg
-from edge.privacy.config import PrivacyConfig
 from edge.privacy.stage import PrivacyStage
 
 
@@ -48,7 +48,7 @@ def test_cost_per_image_privacy_off(benchmark, frame_720p) -> None:  # type: ign
 
 
 def _pipeline(video: Path, data_dir: Path, privacy: bool) -> dict[str, float]:
-    from edge.recorder import Recorder
+    from edge.recording.recorder import Recorder
 
     base = demo_config(data_dir, fast=True)
     config = AppConfig.model_validate(

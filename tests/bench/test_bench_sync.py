@@ -38,7 +38,7 @@ from _mqtt_fixtures import (
     wait_until_office_subscribed,
 )
 
-from edge.serialize import finding_to_dict
+from edge.wire.serialize import finding_to_dict
 from sync.mqtt_client import publish_properties
 from sync.office.store import SqliteStore as OfficeStore
 from sync.payloads import finding_payload, image_user_properties
@@ -130,7 +130,7 @@ def test_drain_rate_vs_bare_paho_and_receiver_ingest(setup: Any, benchmark: Any)
     bare_s = _bare_paho_loop(broker.port, messages)
 
     def drain() -> dict[str, Any]:
-        cmd = [sys.executable, "-m", "sync", "sync", "drain", "--data-dir", str(root / "data"),
+        cmd = [sys.executable, "-m", "edge", "sync", "drain", "--data-dir", str(root / "data"),
                "--broker", f"127.0.0.1:{broker.port}", "--json", "--timeout", "900",
                "--no-wait-receipts"]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -147,7 +147,7 @@ def test_drain_rate_vs_bare_paho_and_receiver_ingest(setup: Any, benchmark: Any)
 
     # C: the office was away; 20,000 messages wait in its session, then it comes back.
     db, images = root / "office.sqlite3", root / "office-images"
-    receive = [sys.executable, "-m", "sync", "office", "receive", "--broker",
+    receive = [sys.executable, "-m", "edge", "office", "receive", "--broker",
                f"127.0.0.1:{broker.port}", "--db", str(db), "--images", str(images)]  # fmt: skip
     first = subprocess.Popen(receive, stderr=subprocess.PIPE, text=True)
     wait_until_office_subscribed(broker.port, db)  # its session now exists at the broker

@@ -36,8 +36,8 @@ def _drive(with_screen: bool) -> tuple[int, float, int]:
     The screen is up before the drive starts, as on a vehicle where it runs all shift: its
     start-up is not part of the figure, its steady drawing is.
     """
-    from edge.config import demo_config
-    from edge.recorder import Recorder
+    from edge.config.loader import demo_config
+    from edge.recording.recorder import Recorder
     from tui.app import create_app
 
     with tempfile.TemporaryDirectory(prefix="bench-tui-") as tmp:

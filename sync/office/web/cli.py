@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge.cli import UsageError
+from edge.errors import UsageError
 from sync.office.store_api import (
     DB_HELP,
     OfficeStore,
@@ -151,7 +151,7 @@ def _user_disable(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from edge.config import ConfigError
+    from edge.config.loader import ConfigError
     from sync.office.web.app import create_app
     from sync.office.web.config import load_console_config
     from sync.office.web.coverage import RoadsError, load_roads

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from starlette.datastructures import QueryParams
 
-from edge.serialize import format_utc, parse_utc
+from edge.wire.serialize import format_utc, parse_utc
 from sync.office.console_db import (
     REPAIR_STATES,
     REVIEW_STATES,

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from edge.config_types import SECTION_CONFIG, ConfigPath
+from edge.config.types import SECTION_CONFIG, ConfigPath
 
 _TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
 

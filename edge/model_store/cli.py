@@ -15,9 +15,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from edge.cli import UsageError
-from edge.config import ConfigError, load_config
-from edge.manifest import ModelPackageError, load_manifest
+from edge.config.loader import ConfigError, load_config
+from edge.errors import UsageError
+from edge.grading.manifest import ModelPackageError, load_manifest
 from edge.model_store import ModelStore, generate_keypair, sign_manifest
 
 

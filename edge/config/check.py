@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from edge.config import AppConfig, ConfigError, load_config
-from edge.config_paths import absent_paths, data_dir_problem, path_problem
+from edge.config.loader import AppConfig, ConfigError, load_config
+from edge.config.paths import absent_paths, data_dir_problem, path_problem
 
 
 def cmd_check(args: argparse.Namespace) -> int:

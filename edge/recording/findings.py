@@ -1,7 +1,7 @@
 """The recording stage: graded frames and the crew's marks become findings in the outbox.
 
-Repeat sightings of the same damage merge into one finding (see ``edge.merge``). The finding
-is written at its first sighting and improved in place while it is unsent: a crash never
+Repeat sightings of the same damage merge into one finding (see ``edge.recording.merge``).
+The finding is written at its first sighting and improved in place while it is unsent: a crash never
 loses it, and a better frame later still reaches the office if the first has not left yet.
 Images go through the privacy stage (edge.privacy.stage): the record is written first, its
 image follows once anonymised.
@@ -16,12 +16,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from edge.gps import FixHistory
-from edge.ids import new_finding_id
-from edge.merge import MergeRules, Sighting, better, covers, same_damage
 from edge.outbox import Outbox
 from edge.privacy.stage import FindingImages
+from edge.recording.merge import MergeRules, Sighting, better, covers, same_damage
 from edge.status import RecentFinding
 from edge.types import ClockSource, Damage, Finding, FindingOrigin, Frame, GradedFrame
+from edge.wire.ids import new_finding_id
 
 log = logging.getLogger(__name__)
 

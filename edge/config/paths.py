@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.config import AppConfig
+from edge.config.loader import AppConfig
 
 
 def path_problem(field: str, path: Path, *, folder: bool) -> str | None:

@@ -14,13 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from edge.capture.config import CameraConfig, SamplingConfig
-from edge.config_types import SECTION_CONFIG, ConfigPath, ConfigPaths
-from edge.gps.config import GpsConfig
-from edge.mqtt_config import MqttConfig
-from edge.outbox.config import OutboxConfig
-from edge.privacy.config import PrivacyConfig
-from edge.status_socket.protocol import ScreenConfig
+from edge.config.capture import CameraConfig, SamplingConfig
+from edge.config.gps import GpsConfig
+from edge.config.mqtt import MqttConfig
+from edge.config.outbox import OutboxConfig
+from edge.config.privacy import PrivacyConfig
+from edge.config.screen import ScreenConfig
+from edge.config.types import SECTION_CONFIG, ConfigPath, ConfigPaths
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS_DIR = PACKAGE_ROOT / "models"
@@ -226,7 +226,7 @@ def _resolve_mqtt_paths(mqtt: MqttConfig, fix: Callable[[Path | None], Path | No
 def default_model_package(models_dir: Path = SHIPPED_MODELS_DIR) -> Path:
     """The shipped package whose manifest marks it as the vehicles' default; should several be
     marked (a folder copied together by hand), the highest version wins."""
-    from edge.manifest import ModelPackageError, load_manifest
+    from edge.grading.manifest import ModelPackageError, load_manifest
 
     marked: list[tuple[tuple[int, ...], Path]] = []
     for manifest_path in sorted(models_dir.glob("*.json")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from edge.config_types import SECTION_CONFIG
+from edge.config.types import SECTION_CONFIG
 
 _MB = 1024 * 1024
 _DAY_S = 86_400.0

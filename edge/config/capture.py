@@ -6,7 +6,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from edge.config_types import SECTION_CONFIG, ConfigPath
+from edge.config.types import SECTION_CONFIG, ConfigPath
 
 
 class CameraConfig(BaseModel):

@@ -1,8 +1,11 @@
-"""`roadpatrol run` (the vehicle service) and `roadpatrol demo` (the bundled sample drive).
+"""The vehicle's composition root: `roadpatrol run` (the service) and `roadpatrol demo`.
 
-Packages above edge plug in without edge importing them: the ``roadpatrol.services``
-entry-point group starts things that run beside the recorder (the MQTT publisher), and
-``roadpatrol.screens`` provides the driver's screen.
+This is the one place that builds the vehicle from its parts — the recorder (edge.recording),
+the status socket (edge.status_socket), the MQTT publisher and the model-update client (sync)
+and the driver's screen (tui) — importing each directly, so "go to definition" follows every
+piece. Only this module and `edge.cli` in edge may import sync, models and tui (the import
+contract in `.ci/importlinter.ini` checks it); the recorder below sees the publisher only
+through the narrow `LinkProvider` Protocol it is handed.
 """
 
 from __future__ import annotations
@@ -15,19 +18,22 @@ import sys
 import tempfile
 import threading
 import time
-from importlib.metadata import entry_points
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.cli import UsageError
-from edge.config import AppConfig, ConfigError, demo_config, load_config
-from edge.config_paths import absent_paths, data_dir_problem
-from edge.manifest import ModelPackageError
+from edge.config.loader import AppConfig, ConfigError, demo_config, load_config
+from edge.config.paths import absent_paths, data_dir_problem
+from edge.errors import UsageError
+from edge.grading.manifest import ModelPackageError
 from edge.outbox import OutboxError
-from edge.recorder import Recorder
-from edge.recorder_lock import RecorderBusy, RecorderLock
+from edge.recording.lock import RecorderBusy, RecorderLock
+from edge.recording.recorder import Recorder
 from edge.status_socket.protocol import socket_path_for
 from edge.status_socket.server import StatusServer
+from sync import model_updates as model_update_client
+from sync import service as sync_service
+from tui import screen as driver_screen
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +42,30 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
+# What runs beside the recorder, in start order: (name, starter). A starter returns None when
+# its part is switched off in the config (MQTT disabled).
+SERVICES: tuple[tuple[str, Callable[[Recorder], Service | None]], ...] = (
+    ("sync", sync_service.start_for_recorder),
+    ("model_updates", model_update_client.start_for_recorder),
+)
+
+
 def _start_services(recorder: Recorder) -> list[Service]:
-    services: list[Service] = []
-    for ep in entry_points(group="roadpatrol.services"):
+    started: list[Service] = []
+    for name, start in SERVICES:
         try:
-            service = ep.load()(recorder)
+            running = start(recorder)
         except (ValueError, OSError) as exc:
             # A config problem (an unreadable certificate or password file): one line.
-            log.error("service %s did not start: %s; recording goes on without it", ep.name, exc)
+            log.error("service %s did not start: %s; recording goes on without it", name, exc)
             continue
         except Exception:
             # The recorder must keep recording even when, say, the MQTT config is unusable.
-            log.exception("service %s did not start; recording goes on without it", ep.name)
+            log.exception("service %s did not start; recording goes on without it", name)
             continue
-        if service is not None:
-            services.append(service)
-    return services
-
-
-def _screen() -> Any | None:
-    for ep in entry_points(group="roadpatrol.screens"):
-        return ep.load()
-    return None
+        if running is not None:
+            started.append(running)
+    return started
 
 
 def _interactive(args: argparse.Namespace) -> bool:
@@ -81,10 +89,10 @@ def _serve(recorder: Recorder, args: argparse.Namespace, until: threading.Event)
             server = None
     services = _start_services(recorder)
     try:
-        screen = _screen() if _interactive(args) else None
-        if screen is not None:
+        if _interactive(args):
             lang = args.lang or config.screen.lang
-            screen(recorder, None if lang == "auto" else lang, refresh_hz=config.screen.refresh_hz)
+            chosen = None if lang == "auto" else lang
+            driver_screen.run(recorder, chosen, refresh_hz=config.screen.refresh_hz)
         else:
             until.wait()
     except KeyboardInterrupt:

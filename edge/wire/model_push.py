@@ -20,7 +20,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from edge.manifest import ModelPackageError, load_manifest
+from edge.grading.manifest import ModelPackageError, load_manifest
 
 _MANIFEST_NAME = "pushed.json"  # not the message's model_id: that is unsigned
 _SIGNATURE_NAME = "pushed.sig"
@@ -35,7 +35,8 @@ class PushedPackage:
 
 @cache
 def _validator() -> Draft202012Validator:
-    text = resources.files("sync.schemas").joinpath("model-push.schema.json").read_text("utf-8")
+    schemas = resources.files("edge.wire.schemas")
+    text = schemas.joinpath("model-push.schema.json").read_text("utf-8")
     schema = json.loads(text)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.manifest import ModelManifest
+from edge.grading.manifest import ModelManifest
 from edge.types import Damage
 
 _COVERAGE_GRID = 32  # cells per side when measuring how much of the frame cracks cover

@@ -17,18 +17,17 @@ from typing import Protocol
 
 from edge.capture.sampler import DistanceSampler
 from edge.capture.thread import CaptureThread
-from edge.config import AppConfig
-from edge.dropqueue import DropOldestQueue
-from edge.findings import FindingWriter
+from edge.config.loader import AppConfig
 from edge.gps import GpsThread, history_for, open_fix_source
 from edge.gps.disciplined import DisciplinedClock
 from edge.gps.sources import EndOfFixes
-from edge.grader import Grader
-from edge.ids import new_finding_id
-from edge.merge import MergeRules
+from edge.grading.grader import Grader
 from edge.model_store.active import ActiveModel
 from edge.outbox import Outbox
 from edge.privacy.stage import stage_for
+from edge.recording.dropqueue import DropOldestQueue
+from edge.recording.findings import FindingWriter
+from edge.recording.merge import MergeRules
 from edge.status import (
     Alert,
     GpsStatus,
@@ -39,6 +38,7 @@ from edge.status import (
     Status,
 )
 from edge.types import Frame, GradedFrame
+from edge.wire.ids import new_finding_id
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edge.detect import decode, frame_grade
-from edge.manifest import ModelManifest, ModelPackageError, load_manifest, verify_file
-from edge.preprocess import preprocess
+from edge.grading.decode import decode, frame_grade
+from edge.grading.manifest import ModelManifest, ModelPackageError, load_manifest, verify_file
+from edge.grading.preprocess import preprocess
 from edge.types import Damage, Frame, GradedFrame
 
 
