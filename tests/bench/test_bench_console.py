@@ -26,15 +26,16 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _console_fixtures import csrf_from
-from _mqtt_fixtures import free_port, make_finding, wait_until
-
 from edge.wire.serialize import finding_to_dict
 from sync.office.console_db import (
     ensure_console_tables,
     insert_user,
 )
 from sync.office.store import SqliteStore as OfficeStore
+
+from support.broker import free_port, wait_until
+from support.console import csrf_from
+from support.sync_data import make_finding
 
 FINDINGS = 100_000
 CITY = (140.03, 35.53, 140.25, 35.70)  # west, south, east, north: about Chiba City

@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared fixtures
 
-from _gps_fixtures import NS, curvy_drive, decimated_fixes, geotag_errors, percentile
-
 from edge.gps.history import FixHistory
 from edge.types import Fix
+
+from support.gps import NS, curvy_drive, decimated_fixes, geotag_errors, percentile
 
 SPEED_MPS = 60 / 3.6
 

@@ -26,15 +26,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _mqtt_fixtures import Broker, fill_outbox, mqtt_cfg, open_outbox, road_jpegs, wait_until
-from _office_fleet import Receiver
-from _pg_fixtures import new_database, pg_cluster
-
 from edge.wire.serialize import parse_utc
 from sync.drain import drain
 from sync.office.store_api import open_store
 
-__all__ = ["pg_cluster"]
+from support.broker import Broker, mqtt_cfg, wait_until
+from support.office_fleet import Receiver
+from support.pg import new_database
+from support.sync_data import fill_outbox, open_outbox, road_jpegs
+
 VEHICLES = int(os.environ.get("ROADPATROL_BENCH_FLEET_VEHICLES", "100"))
 PER_VEHICLE = int(os.environ.get("ROADPATROL_BENCH_FLEET_FINDINGS", "30"))
 

@@ -22,13 +22,14 @@ import cv2
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: shared fixtures
-from _privacy_fixtures import frames
 from test_bench_pipeline import FRAMES, video_720p  # noqa: F401  (a fixture)
 
 from edge.config.loader import AppConfig, demo_config
 from edge.config.privacy import PrivacyConfig
 from edge.privacy.anonymise import Anonymiser, encode_jpeg
 from edge.privacy.stage import PrivacyStage
+
+from support.privacy import frames
 
 
 @pytest.fixture(scope="module")

@@ -29,19 +29,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _mqtt_fixtures import (
-    SAMPLE_FRAMES,
-    Broker,
-    make_finding,
-    open_outbox,
-    wait_until,
-    wait_until_office_subscribed,
-)
-
 from edge.wire.serialize import finding_to_dict
 from sync.mqtt_client import publish_properties
 from sync.office.store import SqliteStore as OfficeStore
 from sync.payloads import finding_payload, image_user_properties
+
+from support.broker import Broker, wait_until
+from support.collect import wait_until_office_subscribed
+from support.sync_data import SAMPLE_FRAMES, make_finding, open_outbox
 
 COUNT = int(os.environ.get("ROADPATROL_BENCH_SYNC_COUNT", "10000"))  # smaller: a dry run
 VEHICLE = "veh-bench"

@@ -1,0 +1,122 @@
+"""The whole chain as processes: `roadpatrol run` (camera replay, NMEA replay, shipped model,
+outbox, MQTT publisher) → a real mosquitto → `roadpatrol office receive` → GeoJSON export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edge.config.loader import default_model_package
+from edge.grading.manifest import load_manifest
+
+from support import REPO
+from support.broker import Broker, wait_until
+
+DEMO = REPO / "edge" / "demo"
+EXE = str(Path(sys.executable).with_name("roadpatrol"))
+
+
+def _outbox(data: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    db = data / "outbox.sqlite3"
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def test_findings_travel_from_the_vehicle_to_the_office_map(broker: Broker, tmp_path: Path) -> None:
+    data, office_db, images = tmp_path / "vehicle", tmp_path / "office.sqlite3", tmp_path / "img"
+    cfg = tmp_path / "vehicle.toml"
+    cfg.write_text(
+        f'[vehicle]\nvehicle_id = "chiba-e2e"\ndata_dir = "{data}"\n'
+        f'[camera]\nsource = "folder"\npath = "{DEMO / "frames"}"\nfps = 4.0\n'
+        f'[gps]\nsource = "nmea_file"\nnmea_file = "{DEMO / "chiba_drive.nmea"}"\n'
+        "replay_speed = 2.5\n"
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+    )
+    office = subprocess.Popen(
+        [
+            EXE,
+            "office",
+            "receive",
+            "--broker",
+            f"127.0.0.1:{broker.port}",
+            "--db",
+            str(office_db),
+            "--images",
+            str(images),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    # The office's persistent session must exist before the vehicle publishes (as in the
+    # field, where the office receiver runs all the time).
+    assert wait_until(lambda: "as roadpatrol-office" in broker.log(), 60), broker.log()
+    time.sleep(1.0)
+    vehicle = subprocess.Popen(
+        [EXE, "run", "--headless", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # the replay ends after 120 frames at 4 fps; then everything drains
+        assert wait_until(lambda: len(_outbox(data, "SELECT id FROM findings")) >= 5, 120)
+        time.sleep(32)
+
+        def drained() -> bool:
+            rows = _outbox(data, "SELECT COUNT(*) FROM findings WHERE sent_at IS NULL")
+            return bool(rows) and rows[0][0] == 0
+
+        assert wait_until(drained, 60), "the outbox did not drain to the broker"
+    finally:
+        vehicle.send_signal(signal.SIGTERM)
+        assert vehicle.wait(timeout=30) == 0
+    stored = {r[0] for r in _outbox(data, "SELECT id FROM findings")}
+
+    def office_has_all() -> bool:
+        if not office_db.exists():
+            return False
+        conn = sqlite3.connect(f"file:{office_db}?mode=ro", uri=True, timeout=5)
+        try:
+            got = {r[0] for r in conn.execute("SELECT id FROM findings")}
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+        return got == stored
+
+    try:
+        assert wait_until(office_has_all, 60), "the office is missing findings"
+    finally:
+        office.send_signal(signal.SIGINT)
+        office.wait(timeout=30)
+        if office.poll() is None:
+            os.kill(office.pid, signal.SIGKILL)
+    export = subprocess.run(
+        [EXE, "office", "export", "--db", str(office_db), "--format", "geojson"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    features = json.loads(export.stdout)["features"]
+    assert sorted(f["properties"]["id"] for f in features) == sorted(stored)  # each once
+    model_id = load_manifest(default_model_package()).model_id
+    for f in features:
+        lon, lat = f["geometry"]["coordinates"][:2]
+        assert abs(lat - 35.6073) < 0.01 and abs(lon - 140.1063) < 0.01
+        assert f["properties"]["grade"] in (1, 2, 3)
+        assert f["properties"]["model_id"] == model_id
+        assert f["properties"]["vehicle_id"] == "chiba-e2e"
+        assert f["properties"]["image_path"]

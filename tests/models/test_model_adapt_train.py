@@ -1,0 +1,75 @@
+"""The pieces of `model adapt` that need torch: the shipped package rebuilt as a trainable
+network, and a run that shows its progress and resumes from its run folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.grading.grader import Grader
+from edge.grading.manifest import load_manifest
+from edge.grading.preprocess import preprocess
+
+from support.adapt import graded_crops, tiny_voc
+from support.models import SHIPPED_MODELS, real_frames
+
+torch = pytest.importorskip("torch", reason="needs the train extra (installed by .ci/run)")
+EXE = str(Path(sys.executable).with_name("roadpatrol"))
+INT8 = SHIPPED_MODELS / "road-damage-1.1.0.json"
+
+
+def test_the_rebuilt_base_computes_what_its_fp32_package_computes() -> None:
+    from models.adapt.base_weights import load_base
+
+    model, manifest = load_base(INT8)  # an INT8 package leads to its FP32 export
+    assert manifest.model_id == "road-damage-fp32-1.1.0"
+    grader = Grader(SHIPPED_MODELS / "road-damage-fp32-1.1.0.json", threads=1)
+    for frame in real_frames(3):
+        expected = grader.raw_outputs(frame)
+        with torch.no_grad():
+            got = model(torch.from_numpy(preprocess(frame, manifest.input)))
+        for want, have in zip(expected, got, strict=True):
+            assert want is not None
+            np.testing.assert_allclose(have[0].numpy(), want, atol=2e-4)
+
+
+def _adapt(tmp_path: Path, out: str, steps: int) -> subprocess.CompletedProcess[str]:
+    argv = [EXE, "model", "adapt", "--base", str(INT8), "--graded", str(tmp_path / "graded"),
+            "--voc", str(tmp_path / "voc"), "--out", str(tmp_path / out), "--run",
+            str(tmp_path / "run"), "--version", "1.2.0", "--max-steps", str(steps),
+            "--rehearsal-images", "8", "--graded-per-step", "4", "--rdd-per-step", "4",
+            "--views", "2"]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600)
+
+
+def test_a_run_shows_progress_with_eta_and_resumes_from_its_run_folder(tmp_path: Path) -> None:
+    tiny_voc(tmp_path / "voc", train=16, val=8)
+    graded_crops(tmp_path / "graded", 3, ("konan", "muroran"), ("D00", "D20", "none"))
+    first = _adapt(tmp_path, "a", 2)
+    assert first.returncode == 0, first.stderr
+    assert "adapt: 100%" in first.stderr and "2/2 [" in first.stderr and "<" in first.stderr
+    assert "resuming" not in first.stdout
+    ckpt = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
+    assert ckpt["steps"] == 2
+    features = sorted((tmp_path / "run" / "features").glob("graded*/*.npz"))
+    assert {f.parent.name for f in features} == {"graded", "graded-view1"}  # plain + augmented
+    stamps = [f.stat().st_mtime_ns for f in features]
+    second = _adapt(tmp_path, "b", 3)  # the same run folder, one step more
+    assert second.returncode == 0, second.stderr
+    assert "resuming from" in second.stdout and "after step 2 of 3" in second.stdout
+    assert [f.stat().st_mtime_ns for f in features] == stamps  # cached features reused
+    assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["steps"] == 3
+    summary = json.loads(second.stdout.strip().splitlines()[-1])
+    manifest = load_manifest(Path(summary["int8"]))
+    assert manifest.precision == "int8" and not manifest.default_for_vehicles
+    assert manifest.training["adapt"]["history"][-1]["step"] == 3
+    assert manifest.training["adapt"]["graded_views"] == 2
+    assert manifest.training["heldout_group"] == "konan"  # held out by city, never at random
+    assert manifest.training["graded_sources"][0]["groups"] == {"konan": 9, "muroran": 9}
+    assert "graded images" in (manifest.quantization or {})["image_head_refit_on_int8_features"]
+    assert manifest.metrics["office_heldout"]["group"] == "konan"

@@ -1,0 +1,100 @@
+"""The shipped packages: verified, reproducing the figures their manifests record, the INT8
+default staying close to its FP32 export on real road frames, and the adapted default (1.2.0)
+recording where its teacher data came from and what it scores on the held-out city."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.config.loader import default_model_package
+from edge.grading.decode import sigmoid
+from edge.grading.grader import Grader
+from edge.grading.manifest import load_manifest
+from models.evaluate import collect_voc, cross_tuned, manifest_thresholds, voc_report
+
+from support.models import RDD_TRAIN, SHIPPED_MODELS, real_frames
+
+INT8 = SHIPPED_MODELS / "road-damage-1.2.0.json"
+FP32 = SHIPPED_MODELS / "road-damage-fp32-1.2.0.json"
+PREVIOUS_INT8 = SHIPPED_MODELS / "road-damage-1.1.0.json"
+PREVIOUS_FP32 = SHIPPED_MODELS / "road-damage-fp32-1.1.0.json"
+GRADED = RDD_TRAIN.parents[1] / "office_graded_japan"
+
+
+def test_the_vehicles_default_is_the_int8_package() -> None:
+    assert default_model_package() == INT8
+    assert not load_manifest(PREVIOUS_INT8).default_for_vehicles  # one default only
+    manifest = load_manifest(INT8)
+    assert manifest.precision == "int8" and manifest.quantization is not None
+    assert manifest.quantization["format"] == "QDQ"
+    assert INT8.with_suffix(".onnx").stat().st_size <= 8 * 1024 * 1024
+    assert {c.code: c.grade for c in manifest.classes} == {"D00": 1, "D10": 1, "D20": 2, "D40": 3}
+    assert {c.code: c.name_ja for c in manifest.classes}["D40"] == "ポットホール"
+
+
+@pytest.mark.parametrize(
+    "package",
+    [INT8, FP32, PREVIOUS_INT8, PREVIOUS_FP32],
+    ids=["int8", "fp32", "previous-int8", "previous-fp32"],
+)
+def test_recorded_validation_figures_are_reproduced(package) -> None:  # type: ignore[no-untyped-def]
+    manifest = load_manifest(package)
+    grader = Grader(package, threads=2)
+    results = collect_voc(grader, RDD_TRAIN, "val")
+    report = voc_report(results, manifest, manifest_thresholds(grader))
+    assert report["images"] == manifest.metrics["images"] == 400
+    # INT8 kernels differ a little between CPU generations: allow a hair, not a trend.
+    assert report["macro_f1"] == pytest.approx(manifest.metrics["macro_f1"], abs=0.01)
+    assert report["box_macro_f1"] == pytest.approx(manifest.metrics["box_macro_f1"], abs=0.01)
+    assert report["macro_f1"] >= 0.95 and report["box_macro_f1"] >= 0.55  # the model's bars
+    # The honest estimate: thresholds tuned on one half of the split, scored on the other.
+    cross, recorded = cross_tuned(results, manifest), manifest.metrics["cross_tuned"]
+    assert cross["images"] == recorded["images"] == 400
+    assert cross["macro_f1"] == pytest.approx(recorded["macro_f1"], abs=0.01)
+    assert cross["box_macro_f1"] == pytest.approx(recorded["box_macro_f1"], abs=0.01)
+    assert cross["box_macro_f1"] <= report["box_macro_f1"] + 0.01  # no better than tuned-on-all
+
+
+def test_int8_stays_close_to_fp32_on_real_frames() -> None:
+    fp32, int8 = Grader(FP32, threads=1), Grader(INT8, threads=1)
+    agree = total = 0
+    for frame in real_frames(20):
+        heat_f, _, _ = fp32.raw_outputs(frame)
+        heat_q, _, _ = int8.raw_outputs(frame)
+        diff = np.abs(sigmoid(heat_f) - sigmoid(heat_q))
+        assert diff.mean() < 0.02 and diff.max() < 0.4
+        types_f = {d.type_code for d in fp32.detect(frame)[0]}
+        types_q = {d.type_code for d in int8.detect(frame)[0]}
+        for code in ("D00", "D10", "D20", "D40"):
+            agree += (code in types_f) == (code in types_q)
+            total += 1
+    assert agree / total >= 0.85
+
+
+def test_the_adapted_default_names_its_teacher_data_and_reproduces_its_held_out_figures() -> None:
+    from models.adapt.graded import read_graded, split_holdout
+    from models.adapt.tuning import collect_graded, folder_report
+
+    manifest = load_manifest(INT8)
+    training = manifest.training
+    assert training["adapted_from"]["package"] == "road-damage-1.1.0"
+    assert training["adapted_from"]["sha256"] == load_manifest(PREVIOUS_INT8).sha256
+    (source,) = training["graded_sources"]
+    assert Path(source["folder"]).name == "office_graded_japan"
+    assert source["images_per_type"] == {"D00": 610, "D10": 18, "D20": 228, "D40": 23, "none": 134}
+    assert training["heldout_group"] == "adachi" and training["graded_heldout_images"] == 262
+    gate = manifest.metrics["gate"]
+    assert gate["passed"] is True and gate["base"] == "road-damage-1.1.0"
+    _, held = split_holdout(read_graded([GRADED]), "adachi")
+    report = folder_report(collect_graded(Grader(INT8, threads=2), held), manifest)
+    recorded = manifest.metrics["office_heldout"]
+    assert report["images"] == recorded["images"] == 262
+    assert report["office_macro_labels"] == ["D00", "D20", "none"]
+    assert report["office_macro_f1"] == pytest.approx(recorded["office_macro_f1"], abs=0.01)
+    for label in ("D00", "D20", "none"):
+        assert report["per_class"][label]["f1"] == pytest.approx(
+            recorded["per_class"][label]["f1"], abs=0.02
+        )

@@ -1,0 +1,287 @@
+"""The publisher against a real mosquitto: order, schemas, outages, half-open links, refusals."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from edge.types import Fix, FixMode
+from sync.payloads import IMAGE_SCHEMA_TAG, schema_errors
+from sync.publisher import Publisher
+
+from support.broker import Broker, free_port, mqtt_cfg, wait_until
+from support.collect import Collector, Office
+from support.proxy import TcpProxy
+from support.sync_data import fill_outbox, make_finding, open_outbox, road_jpegs
+
+VEHICLE = "veh-7"
+
+
+def _findings_in(messages: list[tuple[str, bytes, dict[str, object], bool]]) -> list[dict]:
+    return [json.loads(p) for t, p, _, _ in messages if t.endswith("/finding")]
+
+
+def test_sends_grade_3_first_images_after_their_findings_and_every_payload_fits_its_schema(
+    broker: Broker, tmp_path: Path
+) -> None:
+    findings = fill_outbox(tmp_path / "data", VEHICLE, 40, road_jpegs(4, side_px=96))
+    with open_outbox(tmp_path / "data") as outbox:
+        for i in range(5):
+            fix = Fix(
+                mono_ns=i,
+                time_utc=findings[0].captured_at_utc,
+                lat_deg=35.6 + i * 1e-4,
+                lon_deg=140.1,
+                mode=FixMode.FIX_3D,
+                speed_mps=9.0,
+                track_deg=45.0,
+            )
+            assert outbox.add_track_point(fix) is not None
+        collector = Collector(broker.port)
+        # A window of 4 makes the order visible: only the outbox's order decides what goes next.
+        publisher = Publisher(mqtt_cfg(broker.port, inflight_window=4), outbox, VEHICLE)
+        publisher.start()
+        try:
+            assert wait_until(lambda: outbox.summary().pending_images == 0, 30)
+            assert wait_until(lambda: outbox.summary().pending_track_points == 0, 10)
+            link = publisher.link_status()
+        finally:
+            publisher.stop()
+        # The broker forwards the closing 'offline' status to the collector asynchronously.
+        wait_until(lambda: _last_status_online(collector) is False, 10)
+        collector_msgs = collector.snapshot()
+        collector.close()
+        summary = outbox.summary()
+
+    assert summary.pending == 0 and summary.pending_images == 0
+    assert link.connected and link.enabled and link.last_error is None
+    assert link.last_acked_id in {f.id for f in findings}
+
+    sent = _findings_in(collector_msgs)
+    assert sorted(f["id"] for f in sent) == sorted(f.id for f in findings)
+    grades = [f["grade"] for f in sent]
+    assert grades == sorted(grades, reverse=True), "grade 3 first, then by grade"
+
+    position_of = {}
+    for index, (topic, payload, meta, _) in enumerate(collector_msgs):
+        kind = topic.split("/")[3]
+        if kind == "finding":
+            doc = json.loads(payload)
+            assert schema_errors("finding", doc) == []
+            assert doc["schema"] == {"name": "roadpatrol.finding", "version": 1}
+            assert topic == f"roadpatrol/v1/{VEHICLE}/finding"
+            assert meta["content_type"] == "application/json"
+            position_of[doc["id"]] = index
+        elif kind == "image":
+            finding_id = topic.split("/")[4]
+            assert position_of[finding_id] < index, "an image only after its finding"
+            assert payload.startswith(b"\xff\xd8\xff")
+            assert meta["content_type"] == "image/jpeg"
+            user = meta["user"]
+            assert isinstance(user, dict)
+            assert schema_errors("image", user) == []
+            assert user["schema"] == IMAGE_SCHEMA_TAG and user["finding_id"] == finding_id
+        elif kind == "track":
+            doc = json.loads(payload)
+            assert schema_errors("track", doc) == []
+            assert [p["lat_deg"] for p in doc["points"]] == [35.6 + i * 1e-4 for i in range(5)]
+        elif kind == "status":
+            assert schema_errors("status", json.loads(payload)) == []
+    statuses = [json.loads(p) for t, p, _, _ in collector_msgs if t.endswith("/status")]
+    assert statuses[0]["online"] is True and statuses[-1]["online"] is False
+    assert sum(t.split("/")[3] == "image" for t, *_ in collector_msgs) == len(findings)
+
+
+def test_offline_for_a_whole_run_then_the_broker_appears_and_everything_arrives(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    cfg = mqtt_cfg(port)
+    office_broker = Broker(tmp_path / "broker", port=port)
+    # The office's persistent session exists before the vehicle leaves the depot.
+    office_broker.start()
+    with Office(tmp_path / "office", cfg) as office:
+        pass
+    office_broker.stop()
+
+    jpegs = road_jpegs(3, side_px=96)
+    data_dir = tmp_path / "data"
+    early = fill_outbox(data_dir, VEHICLE, 10, jpegs)
+    with open_outbox(data_dir) as outbox:
+        publisher = Publisher(cfg, outbox, VEHICLE)
+        publisher.start()
+        try:
+            # A shift without a network: findings keep being recorded, the link says why.
+            late = [make_finding(VEHICLE, 100 + i, grade=3 - i % 3) for i in range(10)]
+            for f in late:
+                assert outbox.add(f, jpegs[0])
+                time.sleep(0.05)
+            assert wait_until(lambda: publisher.link_status().last_error is not None, 5)
+            link = publisher.link_status()
+            assert not link.connected and link.offline_since_utc is not None
+            assert "cannot connect" in (link.last_error or "")
+            assert outbox.summary().pending == 20
+
+            office_broker.start()
+            assert wait_until(lambda: outbox.summary().pending_images == 0, 30)
+            assert publisher.link_status().connected
+        finally:
+            publisher.stop()
+        assert outbox.summary().pending == 0
+    try:
+        with Office(tmp_path / "office", cfg) as office:
+            expected = {f.id for f in early + late}
+            assert wait_until(lambda: office.store.counts().images == 20, 20)
+            assert office.store.finding_ids() == expected
+            assert office.store.counts().findings == 20
+    finally:
+        office_broker.kill()
+
+
+def test_half_open_link_is_detected_and_nothing_is_lost(broker: Broker, tmp_path: Path) -> None:
+    proxy = TcpProxy(broker.port)
+    data_dir = tmp_path / "data"
+    first = fill_outbox(data_dir, VEHICLE, 5, [])
+    cfg = mqtt_cfg(proxy.port, puback_timeout_s=2.0)
+    try:
+        with (
+            Office(tmp_path / "office", mqtt_cfg(broker.port)) as office,
+            open_outbox(data_dir) as outbox,
+        ):
+            publisher = Publisher(cfg, outbox, VEHICLE)
+            publisher.start()
+            try:
+                assert wait_until(lambda: outbox.summary().pending == 0, 15)
+                proxy.blackhole()  # the link stays up, nothing gets through any more
+                late = [make_finding(VEHICLE, 50 + i, grade=2) for i in range(5)]
+                for f in late:
+                    outbox.add(f, None)
+                publisher.wake()
+                started = time.monotonic()
+                assert wait_until(lambda: publisher.counters.half_open_drops >= 1, 10)
+                detected_after_s = time.monotonic() - started
+                assert detected_after_s < 2.0 + 3.0, detected_after_s
+                assert "half-open" in (publisher.link_status().last_error or "")
+                assert outbox.summary().pending == 5, "nothing acked through a dead link"
+                proxy.resume()
+                assert wait_until(lambda: outbox.summary().pending == 0, 20)
+            finally:
+                publisher.stop()
+            expected = {f.id for f in first + late}
+            assert wait_until(lambda: office.store.finding_ids() == expected, 10)
+    finally:
+        proxy.stop()
+
+
+def test_connection_dropped_mid_publish_resends_and_office_sees_each_once(
+    broker: Broker, tmp_path: Path
+) -> None:
+    proxy = TcpProxy(broker.port)
+    data_dir = tmp_path / "data"
+    findings = fill_outbox(data_dir, VEHICLE, 30, road_jpegs(6))  # full-size frames: ~80 KB
+    cfg = mqtt_cfg(proxy.port, inflight_window=8)
+    status_seen = Collector(broker.port, f"roadpatrol/v1/{VEHICLE}/status")
+    try:
+        with (
+            Office(tmp_path / "office", mqtt_cfg(broker.port)) as office,
+            open_outbox(data_dir) as outbox,
+        ):
+            # The first three connections die after these many bytes: each count lands inside
+            # some PUBLISH of a ~80 KB image. Set before the start, so no reconnect outruns it.
+            proxy.cut_next_connections([40_000, 150_000, 333_333])
+            publisher = Publisher(cfg, outbox, VEHICLE)
+            publisher.start()
+            try:
+                assert wait_until(lambda: outbox.summary().pending_images == 0, 40)
+                assert proxy.dropped == 3
+                assert publisher.counters.connects >= 4
+            finally:
+                publisher.stop()
+            assert wait_until(lambda: office.store.counts().images == 30, 15)
+            assert office.store.finding_ids() == {f.id for f in findings}
+            assert office.store.counts().findings == 30
+        # The cut connections left without DISCONNECT: the broker published the last will.
+        assert wait_until(lambda: _offline_count(status_seen) >= 2, 10), status_seen.snapshot()
+    finally:
+        status_seen.close()
+        proxy.stop()
+
+
+def test_mqtt_311_is_selectable(broker: Broker, tmp_path: Path) -> None:
+    findings = fill_outbox(tmp_path / "data", VEHICLE, 6, road_jpegs(2, side_px=64))
+    cfg = mqtt_cfg(broker.port, protocol="3.1.1")
+    with (
+        Office(tmp_path / "office", mqtt_cfg(broker.port)) as office,
+        open_outbox(tmp_path / "data") as outbox,
+    ):
+        publisher = Publisher(cfg, outbox, VEHICLE)
+        publisher.start()
+        try:
+            assert wait_until(lambda: outbox.summary().pending_images == 0, 15)
+        finally:
+            publisher.stop()
+        assert wait_until(lambda: office.store.counts().images == 6, 10)
+        assert office.store.finding_ids() == {f.id for f in findings}
+
+
+def test_service_publishes_the_recorders_status_retained_and_offline_at_stop(
+    broker: Broker, tmp_path: Path
+) -> None:
+    from edge.config.loader import AppConfig, VehicleConfig
+    from edge.status import GpsStatus, ModelStatus, Status
+    from sync import service
+
+    data_dir = tmp_path / "data"
+    fill_outbox(data_dir, VEHICLE, 3, [])
+    app = AppConfig(
+        vehicle=VehicleConfig(vehicle_id=VEHICLE, data_dir=data_dir),
+        mqtt=mqtt_cfg(broker.port, status_interval_s=0.5),
+    )
+    snapshot = Status(
+        recording=True,
+        vehicle_id=VEHICLE,
+        model=ModelStatus(model_id="rdd-lite0-1.2.0"),
+        gps=GpsStatus(mode=3, lat_deg=35.61, lon_deg=140.12, fix_age_s=0.4),
+        alerts=("disk_low",),
+    )
+    with open_outbox(data_dir) as outbox:
+        running = service.start(outbox, app, lambda: snapshot)
+        try:
+            assert wait_until(lambda: running.link_status().connected, 10)
+            assert wait_until(lambda: outbox.summary().pending == 0, 10)
+            live = Collector(broker.port, f"roadpatrol/v1/{VEHICLE}/status")
+            assert wait_until(lambda: len(live.snapshot()) >= 2, 5)  # retained, then periodic
+            live.close()
+        finally:
+            running.stop()
+    first = json.loads(live.snapshot()[0][1])
+    assert live.snapshot()[0][3], "the status is retained"
+    assert schema_errors("status", first) == []
+    assert (first["online"], first["recording"], first["model_id"]) == (
+        True,
+        True,
+        "rdd-lite0-1.2.0",
+    )
+    assert first["last_fix"] == {"lat_deg": 35.61, "lon_deg": 140.12, "fix_age_s": 0.4, "mode": 3}
+    assert first["alerts"] == ["disk_low"] and first["queue_depth"] in (0, 3)
+    assert json.loads(live.snapshot()[-1][1])["queue_depth"] == 0  # the backlog went out
+    after = Collector(broker.port, f"roadpatrol/v1/{VEHICLE}/status")
+    assert wait_until(lambda: len(after.snapshot()) == 1, 5)
+    after.close()
+    assert json.loads(after.snapshot()[0][1])["online"] is False
+
+    disabled = service.start(
+        outbox, app.model_copy(update={"mqtt": app.mqtt.model_copy(update={"enabled": False})})
+    )
+    assert disabled.link_status().enabled is False
+    disabled.stop()
+
+
+def _last_status_online(collector: Collector) -> bool | None:
+    statuses = [json.loads(p) for t, p, _, _ in collector.snapshot() if t.endswith("/status")]
+    return statuses[-1]["online"] if statuses else None
+
+
+def _offline_count(collector: Collector) -> int:
+    return sum(1 for _, p, _, _ in collector.snapshot() if p and not json.loads(p)["online"])
