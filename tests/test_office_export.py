@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from _mqtt_fixtures import make_finding, road_jpegs
 from _pg_fixtures import pg_cluster, store_db
-from sync.__main__ import main
 
+from edge.cli import main
 from edge.types import Finding
 from edge.wire.serialize import finding_to_dict
 from sync.office.export import FINDING_COLUMNS, SITE_COLUMNS

@@ -25,7 +25,8 @@ from edge.privacy.stage import PrivacyStage
 from edge.recording.recorder import Recorder
 from edge.status import Alert
 from edge.types import Damage, Frame, GradedFrame
-from sync.payloads import image_user_properties, schema_errors
+from edge.wire.validate import schema_errors
+from sync.payloads import image_user_properties
 
 JPEG_NOISE = 3.0  # mean |difference| of a quality-85 re-encode away from any blurred box
 

@@ -19,7 +19,7 @@ from _privacy_fixtures import frames, sharpness
 from edge.config.privacy import PrivacyConfig
 from edge.privacy.anonymise import read_note
 from edge.privacy.stage import PrivacyStage
-from sync.payloads import IMAGE_SCHEMA_TAG, schema_errors
+from edge.wire.validate import IMAGE_SCHEMA_TAG, schema_errors
 from sync.publisher import Publisher
 
 __all__ = ["broker"]

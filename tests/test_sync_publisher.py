@@ -22,7 +22,7 @@ from _mqtt_fixtures import (
 )
 
 from edge.types import Fix, FixMode
-from sync.payloads import IMAGE_SCHEMA_TAG, schema_errors
+from edge.wire.validate import IMAGE_SCHEMA_TAG, schema_errors
 from sync.publisher import Publisher
 
 __all__ = ["broker"]  # the fixture, imported for pytest

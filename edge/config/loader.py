@@ -21,6 +21,7 @@ from edge.config.outbox import OutboxConfig
 from edge.config.privacy import PrivacyConfig
 from edge.config.screen import ScreenConfig
 from edge.config.types import SECTION_CONFIG, ConfigPath, ConfigPaths
+from edge.wire.ids import VEHICLE_ID_PATTERN
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS_DIR = PACKAGE_ROOT / "models"
@@ -34,7 +35,7 @@ class _Section(BaseModel):
 class VehicleConfig(_Section):
     vehicle_id: str = Field(
         "demo-vehicle",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        pattern=f"^{VEHICLE_ID_PATTERN}$",
         description="This vehicle's id: MQTT topics and every finding carry it.",
     )
     data_dir: ConfigPath = Field(
