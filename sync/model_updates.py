@@ -4,7 +4,7 @@ Started beside the recorder by edge.app, with its own MQTT client (the publisher
 its in-flight window stay untouched). The package is checked exactly as `roadpatrol model
 install` checks it. Whether it becomes active is the signed manifest's ``activate_on_arrival``;
 the message's unsigned ``activate`` flag can only hold that back (`push-model --no-activate`).
-Which package it is comes from the signed manifest alone (edge.wire.model_push); a version
+Which package it is comes from the signed manifest alone (edge.model_store.pushed); a version
 older than the newest of its name installed here is refused (only a technician's local
 `model install --allow-downgrade` can go back), and a message over ``mqtt.model_push_max_mb``
 or off its schema is refused before anything is written. No message, however broken, stops
@@ -31,8 +31,8 @@ import paho.mqtt.client as mqtt
 from edge.config.mqtt import MqttConfig
 from edge.grading.manifest import ModelPackageError
 from edge.model_store import ModelStore
+from edge.model_store.pushed import unpack
 from edge.status import ModelUpdateResult
-from edge.wire.model_push import unpack
 from edge.wire.topics import FLEET, Topics, model_topic
 from edge.wire.validate import MODEL_RESULT, schema_errors, schema_tag
 from sync.mqtt_client import make_client

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from _model_fixtures import RDD_TRAIN, SHIPPED_MODELS, real_frames
 
-from edge.config.loader import default_model_package
 from edge.grading.decode import sigmoid
 from edge.grading.grader import Grader
 from edge.grading.manifest import load_manifest
+from edge.model_store.shipped import default_model_package
 from models.evaluate import collect_voc, cross_tuned, manifest_thresholds, voc_report
 
 INT8 = SHIPPED_MODELS / "road-damage-1.2.0.json"

@@ -18,6 +18,7 @@ from typing import Protocol
 from edge.capture.sampler import DistanceSampler
 from edge.capture.thread import CaptureThread
 from edge.config.loader import AppConfig
+from edge.dropqueue import DropOldestQueue
 from edge.gps import GpsThread, history_for, open_fix_source
 from edge.gps.disciplined import DisciplinedClock
 from edge.gps.sources import EndOfFixes
@@ -25,7 +26,6 @@ from edge.grading.grader import Grader
 from edge.model_store.active import ActiveModel
 from edge.outbox import Outbox
 from edge.privacy.stage import stage_for
-from edge.recording.dropqueue import DropOldestQueue
 from edge.recording.findings import FindingWriter
 from edge.recording.merge import MergeRules
 from edge.status import (
