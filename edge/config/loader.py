@@ -23,9 +23,9 @@ from edge.config.screen import ScreenConfig
 from edge.config.types import SECTION_CONFIG, ConfigPath, ConfigPaths
 from edge.wire.ids import VEHICLE_ID_PATTERN
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the installed tree: edge/, models/
 SHIPPED_MODELS_DIR = PACKAGE_ROOT / "models"
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = PACKAGE_ROOT / "edge" / "demo"
 
 
 class _Section(BaseModel):
