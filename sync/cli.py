@@ -17,11 +17,11 @@ from edge.config.loader import load_config
 from edge.config.mqtt import MqttConfig
 from edge.errors import UsageError
 from edge.outbox import Outbox, OutboxConfig, OutboxError
+from edge.outbox.identity import vehicle_id_in_outbox
 from edge.outbox.schema import DB_NAME
+from edge.wire.ids import check_vehicle_id
 from sync.cli_common import add_connection_options, mqtt_config_from_args
 from sync.drain import drain
-from sync.identity import vehicle_id_in_outbox
-from sync.payloads import check_vehicle_id
 
 _NO_CAP = 1 << 60  # a drain must never evict images the recorder's own cap would keep
 

@@ -21,17 +21,12 @@ from typing import Any, TypeVar
 from paho.mqtt.properties import Properties
 
 from edge.outbox import Outbox, PendingImage
+from edge.outbox.identity import FindingIdentities, FindingIdentity
 from edge.privacy.anonymise import read_note
 from edge.status import Status
-from sync.identity import FindingIdentities, FindingIdentity
+from edge.wire.topics import Topics
 from sync.ledger import Ledger, Sent
-from sync.payloads import (
-    Topics,
-    finding_payload,
-    image_user_properties,
-    status_payload,
-    track_payload,
-)
+from sync.payloads import finding_payload, image_user_properties, status_payload, track_payload
 from sync.wire_properties import PrepackedProperties, prepacked_properties
 
 log = logging.getLogger("sync.publisher")

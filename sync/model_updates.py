@@ -1,10 +1,10 @@
 """The vehicle's side of `office push-model`: receive, verify, install, activate, report.
 
-A ``roadpatrol.services`` entry point with its own MQTT client (the publisher's session and
+Started beside the recorder by edge.app, with its own MQTT client (the publisher's session and
 its in-flight window stay untouched). The package is checked exactly as `roadpatrol model
 install` checks it. Whether it becomes active is the signed manifest's ``activate_on_arrival``;
 the message's unsigned ``activate`` flag can only hold that back (`push-model --no-activate`).
-Which package it is comes from the signed manifest alone (edge.wire.model_push); a version
+Which package it is comes from the signed manifest alone (edge.model_store.pushed); a version
 older than the newest of its name installed here is refused (only a technician's local
 `model install --allow-downgrade` can go back), and a message over ``mqtt.model_push_max_mb``
 or off its schema is refused before anything is written. No message, however broken, stops
@@ -31,10 +31,11 @@ import paho.mqtt.client as mqtt
 from edge.config.mqtt import MqttConfig
 from edge.grading.manifest import ModelPackageError
 from edge.model_store import ModelStore
+from edge.model_store.pushed import unpack
 from edge.status import ModelUpdateResult
-from edge.wire.model_push import unpack
+from edge.wire.topics import FLEET, Topics, model_topic
+from edge.wire.validate import MODEL_RESULT, schema_errors, schema_tag
 from sync.mqtt_client import make_client
-from sync.office.push import FLEET, model_topic
 
 if TYPE_CHECKING:
     from edge.recording.recorder import Recorder
@@ -48,11 +49,9 @@ class ModelUpdates:
         self.cfg = cfg
         self.vehicle_id = recorder.config.vehicle.vehicle_id
         self.store = ModelStore.from_config(recorder.config)
-        self.topics = (
-            model_topic(cfg.topic_prefix, self.vehicle_id),
-            model_topic(cfg.topic_prefix, None),
-        )
-        self.result_topic = f"{self.topics[0]}/result"
+        mine = Topics(cfg.topic_prefix, self.vehicle_id)
+        self.topics = (mine.model, model_topic(cfg.topic_prefix, None))
+        self.result_topic = mine.model_result
         self.last_result: dict[str, Any] | None = None
         self.handled = threading.Event()  # set after each push is handled (tests wait on it)
         client_id = f"{cfg.effective_client_id(self.vehicle_id)}-models"
@@ -132,6 +131,10 @@ class ModelUpdates:
             result = {"model_id": model_id, "result": "refused", "reason": str(exc)}
             log.error("pushed model %s refused: %s", model_id or "?", exc)
         result |= {"vehicle_id": self.vehicle_id, "fleet": fleet}
+        result = {"schema": schema_tag(MODEL_RESULT), **result}
+        if problems := schema_errors("model-result", result):
+            # Our own message, so a bug here; the office still gets it, with the log saying why.
+            log.error("model result breaks its schema: %s", "; ".join(problems))
         self.last_result = result
         return result
 
@@ -174,7 +177,7 @@ class ModelUpdates:
 
 
 def start_for_recorder(recorder: Recorder) -> ModelUpdates | None:
-    """The ``roadpatrol.services`` entry point (``model_updates``)."""
+    """The model-update client for a running recorder (edge.app starts it); None if MQTT is off."""
     cfg = recorder.config.mqtt
     if not cfg.enabled:
         return None

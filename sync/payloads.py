@@ -1,82 +1,24 @@
-"""MQTT topics and payloads: the public contract between vehicles and the office.
+"""The vehicle's message builders: findings, image properties, track batches, status.
 
-Every JSON payload starts with ``schema: {name, version}``; its JSON Schema is committed in
-``edge/wire/schemas/<kind>.schema.json``. Images are raw JPEG bytes whose MQTT 5 user properties
-carry the same identifying fields (schema, finding id, vehicle id, boot id, seq).
+What goes on the wire (topics, ids, schemas and their validators) is the contract in
+``edge.wire``, shared with the office; this module only builds the vehicle's messages from
+its outbox records and status, following those schemas.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import Any
-
-from jsonschema import Draft202012Validator
 
 from edge import __version__ as software_version
 from edge.outbox import TrackPoint
 from edge.outbox.receipts import Awaiting
 from edge.status import Status
 from edge.wire.serialize import format_utc
+from edge.wire.validate import FINDING, IMAGE_SCHEMA_TAG, STATUS, TRACK, schema_tag
 
-FINDING = ("roadpatrol.finding", 1)
-TRACK = ("roadpatrol.track", 1)
-STATUS = ("roadpatrol.status", 2)  # v2: last_model_update
-IMAGE_SCHEMA_TAG = "roadpatrol.image/2"  # v2: anonymised, anonymiser (optional)
-IMAGE_SCHEMA_TAGS = ("roadpatrol.image/1", IMAGE_SCHEMA_TAG)  # what the office validates
 MAX_REASON_CHARS = 1000  # a refusal's reason in the status message (the schema's maxLength)
-SCHEMA_KINDS = ("finding", "image", "track", "status", "receipt")
-
-# A topic level we build from data: never a wildcard, separator, or '.'/'..' path component.
-VEHICLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-FINDING_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-@dataclass(frozen=True, slots=True)
-class Topics:
-    prefix: str
-    vehicle_id: str
-
-    @property
-    def base(self) -> str:
-        return f"{self.prefix}/{self.vehicle_id}"
-
-    @property
-    def finding(self) -> str:
-        return f"{self.base}/finding"
-
-    def image(self, finding_id: str) -> str:
-        return f"{self.base}/image/{finding_id}"
-
-    @property
-    def track(self) -> str:
-        return f"{self.base}/track"
-
-    @property
-    def status(self) -> str:
-        return f"{self.base}/status"
-
-    @property
-    def receipt(self) -> str:
-        """The office's receipts to this vehicle (sync.receipts)."""
-        return f"{self.base}/receipt"
-
-
-def check_vehicle_id(vehicle_id: str) -> str:
-    if not VEHICLE_ID_RE.match(vehicle_id):
-        raise ValueError(
-            f"vehicle id {vehicle_id!r} cannot be an MQTT topic level: use 1-64 letters, "
-            "digits, '_', '.', '-', starting with a letter or digit"
-        )
-    return vehicle_id
-
-
-def _tag(schema: tuple[str, int]) -> dict[str, Any]:
-    return {"name": schema[0], "version": schema[1]}
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
@@ -85,7 +27,7 @@ def _dumps(obj: dict[str, Any]) -> bytes:
 
 def finding_payload(finding: dict[str, Any], *, has_image: bool | None = None) -> bytes:
     """The finding's JSON form (edge.wire.serialize.finding_to_dict) tagged with its schema."""
-    body: dict[str, Any] = {"schema": _tag(FINDING), **finding}
+    body: dict[str, Any] = {"schema": schema_tag(FINDING), **finding}
     if has_image is not None:
         body["has_image"] = has_image
     return _dumps(body)
@@ -125,7 +67,7 @@ def track_payload(vehicle_id: str, boot_id: str, seq: int, points: list[TrackPoi
     """A batch of patrol-route points; (boot_id, seq) name the sending run and batch."""
     return _dumps(
         {
-            "schema": _tag(TRACK),
+            "schema": schema_tag(TRACK),
             "vehicle_id": vehicle_id,
             "boot_id": boot_id,
             "seq": seq,
@@ -158,7 +100,7 @@ def status_payload(
         }
     return _dumps(
         {
-            "schema": _tag(STATUS),
+            "schema": schema_tag(STATUS),
             "vehicle_id": vehicle_id,
             "boot_id": boot_id,
             "seq": seq,
@@ -199,29 +141,3 @@ def _last_model_update(snapshot: Status | None) -> dict[str, Any] | None:
         "activated": model.last_update_activated,
         "at_utc": model.last_update_at_utc,
     }
-
-
-@cache
-def load_schema(kind: str) -> dict[str, Any]:
-    if kind not in SCHEMA_KINDS:
-        raise ValueError(f"no payload schema {kind!r}; known: {', '.join(SCHEMA_KINDS)}")
-    text = resources.files("edge.wire.schemas").joinpath(f"{kind}.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-@cache
-def validator(kind: str) -> Draft202012Validator:
-    schema = load_schema(kind)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-def schema_errors(kind: str, document: Any) -> list[str]:
-    """Every way ``document`` breaks the ``kind`` schema, as 'path: message' lines."""
-    found = []
-    for error in sorted(validator(kind).iter_errors(document), key=lambda e: list(e.path)):
-        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
-        found.append(f"{where}: {message}")
-    return found

@@ -29,12 +29,12 @@ from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
 from edge.status import LinkStatus, Status
 from edge.wire.ids import boot_id as this_boot_id
+from edge.wire.ids import check_vehicle_id
 from sync.acks import Acknowledgements, PublisherCounters
 from sync.feed import Message, OutboxFeed
 from sync.ledger import Ledger, Marked
 from sync.link import LinkTracker
 from sync.mqtt_client import Backoff, connect, make_client, reason_text
-from sync.payloads import check_vehicle_id
 from sync.receipts import Requeue
 from sync.select_waker import SelectWaker
 

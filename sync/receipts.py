@@ -35,8 +35,9 @@ from paho.mqtt.properties import Properties
 from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
 from edge.wire.serialize import format_utc
+from edge.wire.topics import Topics
+from edge.wire.validate import schema_errors
 from sync.mqtt_client import make_client, reason_text
-from sync.payloads import Topics, schema_errors
 
 log = logging.getLogger("sync.receipts")
 

@@ -1,8 +1,7 @@
 """The publisher as a recorder service: `roadpatrol run` starts it beside capture and grading.
 
-Registered in the ``roadpatrol.services`` entry-point group; the recorder calls
-``start(outbox, app_config, status_provider)`` and later ``stop()``, and reads
-``link_status()`` into its status snapshot.
+The composition root (edge.app) calls ``start_for_recorder(recorder)`` and later ``stop()``;
+the recorder reads ``link_status()`` into its status snapshot.
 """
 
 from __future__ import annotations
@@ -85,8 +84,8 @@ def start(
 
 
 def start_for_recorder(recorder: Recorder) -> SyncService:
-    """The ``roadpatrol.services`` entry point: publish a running recorder's outbox and show
-    the link on its status (screen, status topic)."""
+    """Publish a running recorder's outbox and show the link on its status (screen, status
+    topic); edge.app starts it."""
     service = start(recorder.outbox, recorder.config, recorder.status)
     recorder.attach_link(service.link_status)
     return service

@@ -1,5 +1,5 @@
 """The driver's terminal screen (Textual), in Japanese and English.
 
-Nothing imports this package: ``roadpatrol`` finds its command and screen through the
-``roadpatrol.commands`` and ``roadpatrol.screens`` entry points.
+Only the top layer imports it: edge.cli lists its command (``roadpatrol tui``) and edge.app
+shows its screen (``tui.screen.run``) during ``roadpatrol run`` and ``demo``.
 """

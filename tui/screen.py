@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def run(control: RecorderControl, lang: str | None = None, *, refresh_hz: float = 4.0) -> int:
     """Run the screen in this terminal until the crew presses `q`; 0 then, 1 if it broke.
 
-    ``roadpatrol run``/``demo`` call this (entry point group ``roadpatrol.screens``) while
+    ``roadpatrol run``/``demo`` call this (edge.app) while
     the recorder records in its own threads; returning never stops the recorder by itself.
     """
     app = create_app(control, lang=lang, refresh_hz=refresh_hz)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.recording.dropqueue import DropOldestQueue
+from edge.dropqueue import DropOldestQueue
 from edge.types import Frame
 
 

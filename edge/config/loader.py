@@ -21,10 +21,11 @@ from edge.config.outbox import OutboxConfig
 from edge.config.privacy import PrivacyConfig
 from edge.config.screen import ScreenConfig
 from edge.config.types import SECTION_CONFIG, ConfigPath, ConfigPaths
+from edge.wire.ids import VEHICLE_ID_PATTERN
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the installed tree: edge/, models/
 SHIPPED_MODELS_DIR = PACKAGE_ROOT / "models"
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = PACKAGE_ROOT / "edge" / "demo"
 
 
 class _Section(BaseModel):
@@ -34,7 +35,7 @@ class _Section(BaseModel):
 class VehicleConfig(_Section):
     vehicle_id: str = Field(
         "demo-vehicle",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        pattern=f"^{VEHICLE_ID_PATTERN}$",
         description="This vehicle's id: MQTT topics and every finding carry it.",
     )
     data_dir: ConfigPath = Field(
@@ -221,28 +222,6 @@ def _resolve_mqtt_paths(mqtt: MqttConfig, fix: Callable[[Path | None], Path | No
         }
     )
     return mqtt.model_copy(update={"password_file": fix(mqtt.password_file), "tls": tls})
-
-
-def default_model_package(models_dir: Path = SHIPPED_MODELS_DIR) -> Path:
-    """The shipped package whose manifest marks it as the vehicles' default; should several be
-    marked (a folder copied together by hand), the highest version wins."""
-    from edge.grading.manifest import ModelPackageError, load_manifest
-
-    marked: list[tuple[tuple[int, ...], Path]] = []
-    for manifest_path in sorted(models_dir.glob("*.json")):
-        try:
-            manifest = load_manifest(manifest_path)
-        except ModelPackageError:
-            continue
-        if manifest.default_for_vehicles:
-            marked.append((_version_key(manifest.version), manifest_path))
-    if not marked:
-        raise ModelPackageError(f"{models_dir}: no model package marked default_for_vehicles")
-    return max(marked, key=lambda m: m[0])[1]
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) if p.isdigit() else -1 for p in version.replace("+", ".").split("."))
 
 
 def demo_config(data_dir: Path, *, fast: bool = False) -> AppConfig:

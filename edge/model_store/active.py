@@ -6,9 +6,10 @@ import logging
 import threading
 import time
 
-from edge.config.loader import AppConfig, default_model_package
+from edge.config.loader import AppConfig
 from edge.grading.grader import Grader
 from edge.grading.manifest import ModelPackageError
+from edge.model_store.shipped import default_model_package
 from edge.model_store.store import ModelStore
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,11 @@
 """The recorder: capture → grade → record, with GPS beside it, publishing status snapshots.
 
-Threads: capture (newest frame only), GPS, grading (one onnxruntime session), recording
-(geotag, merge repeat sightings, write the outbox) and status. Grading hands graded frames to
-recording through a bounded queue that drops the oldest when full, so a slow disk never stalls
-grading and grading never stalls capture.
+Threads: capture (newest frame only) and GPS — or instead a finite replay in lockstep: the
+frame driver (edge.recording.drivers, edge.recording.replay) — grading (one onnxruntime
+session), recording (geotag, merge repeat sightings, write the outbox) and status. Grading
+hands graded frames to recording through a bounded queue that drops the oldest when full (a
+replay waits for room instead), so a slow disk never stalls grading and grading never stalls
+capture.
 """
 
 from __future__ import annotations
@@ -12,22 +14,22 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from edge.capture.sampler import DistanceSampler
-from edge.capture.thread import CaptureThread
 from edge.config.loader import AppConfig
-from edge.gps import GpsThread, history_for, open_fix_source
+from edge.dropqueue import DropOldestQueue
+from edge.gps import history_for
 from edge.gps.disciplined import DisciplinedClock
-from edge.gps.sources import EndOfFixes
 from edge.grading.grader import Grader
 from edge.model_store.active import ActiveModel
 from edge.outbox import Outbox
 from edge.privacy.stage import stage_for
-from edge.recording.dropqueue import DropOldestQueue
+from edge.recording.drivers import FrameDriver, LiveDriver
 from edge.recording.findings import FindingWriter
 from edge.recording.merge import MergeRules
+from edge.recording.replay import ReplayDriver
 from edge.status import (
     Alert,
     GpsStatus,
@@ -50,19 +52,21 @@ class Recorder:
         """``lockstep``: grade every frame of a finite replay in order (demo --fast, tests),
         instead of always the newest frame of a live camera."""
         self.config = config
-        self.lockstep = lockstep
         self.run_id = new_finding_id()  # "boot id": one start of the recorder
         self.started_at_utc = datetime.now(UTC)
         self.outbox = Outbox.from_config(config.vehicle.data_dir, config.outbox)
         self.history = history_for(config.gps)
         self.utc = DisciplinedClock(self.history)  # frames' UTC: GPS-disciplined once known
-        self.gps = GpsThread(open_fix_source(config.gps, keep_going=True), self.history)
-        self.capture = CaptureThread.from_config(config.camera)
+        self.driver: FrameDriver = (
+            ReplayDriver(config, self.history, self.outbox)
+            if lockstep
+            else LiveDriver(config, self.history)
+        )
         self.sampler = DistanceSampler(config.sampling)
         self.models = ActiveModel(config)  # the store's active package, or the shipped one
         # Finding images are anonymised in a thread of their own (edge.privacy.stage).
         self.images = stage_for(
-            config.privacy, self.outbox, config.pipeline.jpeg_quality, lossless=lockstep
+            config.privacy, self.outbox, config.pipeline.jpeg_quality, lossless=self.driver.lossless
         )
         self.findings = FindingWriter(
             self.outbox,
@@ -87,8 +91,6 @@ class Recorder:
         self._model_update = ModelStatus()  # only its last_update_* fields are used
         self._link_provider: LinkProvider | None = None
         self._threads: list[threading.Thread] = []
-        self._replay_base_ns = time.monotonic_ns()
-        self._replay_first_utc: datetime | None = None
         self._last_track_ns = 0
         self._last_track_odometer_m = 0.0
 
@@ -131,15 +133,9 @@ class Recorder:
 
     def start(self) -> Recorder:
         self._refresh_outbox_stats()
-        if self.lockstep:
-            self._preload_replay()
-            grade_target = self._lockstep_loop
-        else:
-            self.gps.start()
-            self.capture.start()
-            grade_target = self._grade_loop
+        self.driver.start()
         for name, target in (
-            ("grade", grade_target),
+            ("grade", self._grade_loop),
             ("record", self._record_loop),
             ("status", self._status_loop),
         ):
@@ -150,9 +146,7 @@ class Recorder:
 
     def stop(self) -> None:
         self._stop.set()
-        self.capture.stop()
-        if not self.lockstep:
-            self.gps.stop()
+        self.driver.stop()
         self._graded_q.close()
         for thread in self._threads:
             thread.join(timeout=10.0)
@@ -182,64 +176,13 @@ class Recorder:
     # ---- grading ----
 
     def _grade_loop(self) -> None:
-        while not self._stop.is_set():
-            frame = self.capture.take(timeout_s=0.5)
-            if frame is None:
-                if self.capture.ended.is_set():
-                    self._graded_q.close()
-                    return
-                continue
-            self._consider(frame)
-
-    def _preload_replay(self) -> None:
-        """Read a whole NMEA log up front, timed by the receiver's clock rather than by when
-        this machine got to parse it, so replayed frames and fixes share one time line."""
-        source = open_fix_source(self.config.gps, keep_going=True)
-        first_utc = None
-        next_track_s = 0.0
         try:
-            while True:
-                try:
-                    fix = source.read(timeout_s=1.0)
-                except EndOfFixes:
-                    break
-                if fix is None or fix.time_utc is None:
-                    continue
-                first_utc = first_utc or fix.time_utc
-                self._replay_first_utc = self._replay_first_utc or fix.time_utc
-                offset_s = (fix.time_utc - first_utc).total_seconds()
-                fix = replace(fix, mono_ns=self._replay_base_ns + int(offset_s * 1e9))
-                self.history.add(fix)
-                if fix.has_position and offset_s >= next_track_s:
-                    self.outbox.add_track_point(fix)
-                    next_track_s = offset_s + self.config.mqtt.track_interval_s
+            for frame in self.driver.frames(self._stop):
+                self._consider(frame)
         finally:
-            source.close()
+            self._graded_q.close()  # the source ended (or a stop): recording drains and ends
 
-    def _lockstep_loop(self) -> None:
-        """Every frame of a finite replay, in order, on a clock derived from the replay itself."""
-        source = self.capture.source
-        fps = self.config.camera.fps or 1.0
-        first_fix = self._replay_base_ns
-        try:
-            source.open()
-            while not self._stop.is_set():
-                frame = source.read()
-                if frame is None:
-                    break
-                offset_s = frame.seq / fps
-                frame = replace(
-                    frame,
-                    mono_ns=first_fix + int(offset_s * 1e9),
-                    captured_at_utc=(self._replay_first_utc or frame.captured_at_utc)
-                    + timedelta(seconds=offset_s),
-                )
-                self._consider(frame, lossless=True)
-        finally:
-            source.close()
-            self._graded_q.close()
-
-    def _consider(self, frame: Frame, lossless: bool = False) -> None:
+    def _consider(self, frame: Frame) -> None:
         utc, clock = self.utc.at(frame.mono_ns)
         frame = replace(frame, captured_at_utc=utc, clock_source=clock)
         self._last_frame = frame
@@ -258,7 +201,7 @@ class Recorder:
         graded = grader.grade(frame)
         self._graded += 1
         self._last_infer_ms = graded.infer_ms
-        if lossless:
+        if self.driver.lossless:
             self._graded_q.put_wait(graded)
         else:
             self._graded_q.put(graded)
@@ -299,7 +242,7 @@ class Recorder:
             if now >= next_stats:
                 self._refresh_outbox_stats()
                 next_stats = now + _OUTBOX_STATS_EVERY_S
-            if not self.lockstep and not self._paused.is_set():
+            if self.driver.samples_track and not self._paused.is_set():
                 self._maybe_track_point()
             self.models.poll()
 
@@ -324,10 +267,8 @@ class Recorder:
         return self._graded_q.dropped
 
     def status(self) -> Status:
-        camera = self.capture.status()
-        if self.lockstep:
-            camera = replace(camera, connected=not self._ended.is_set(), frames=self._frames)
-        gps: GpsStatus = self._replay_gps_status() if self.lockstep else self.gps.status()
+        camera = self.driver.camera_status(self._frames, self._ended.is_set())
+        gps: GpsStatus = self.driver.gps_status(self._last_frame)
         gps = replace(gps, clock_set=self.utc.trusted())  # what stamps the findings
         model = replace(
             self._model_update,
@@ -381,24 +322,6 @@ class Recorder:
             privacy=privacy,
             recent=recent,
             alerts=tuple(alerts),
-        )
-
-    def _replay_gps_status(self) -> GpsStatus:
-        frame = self._last_frame
-        fix = self.history.latest_with_position()
-        if fix is None:
-            return GpsStatus()
-        at = frame.mono_ns if frame else fix.mono_ns
-        pos = self.history.position_at(at)
-        return GpsStatus(
-            mode=int(fix.mode),
-            quality=str(fix.quality),
-            sats_used=fix.sats_used,
-            hdop=fix.hdop,
-            speed_mps=pos.speed_mps if pos else fix.speed_mps,
-            lat_deg=pos.lat_deg if pos else fix.lat_deg,
-            lon_deg=pos.lon_deg if pos else fix.lon_deg,
-            fix_age_s=pos.fix_age_s if pos else None,
         )
 
 

@@ -1,4 +1,9 @@
-"""Identifiers that never change: finding ids (UUIDv7) and this machine's boot id.
+"""Identifiers on the wire: the one vehicle-id pattern, finding ids (UUIDv7), the boot id.
+
+The vehicle's config, the vehicle's MQTT topics, the office's receiver, store and console and
+every JSON schema under ``edge/wire/schemas`` use ``VEHICLE_ID_PATTERN`` (a test checks the
+schemas): letters, digits, '_' and '-', 1–64 long, starting with a letter or digit, so an id
+is always a safe MQTT topic level and file-name part (no '.', no wildcard, no separator).
 
 Finding ids are UUIDv7 (RFC 9562 section 5.7) so that they sort by creation time, which keeps
 the outbox index and the office's tables append-mostly. Python 3.11's ``uuid`` has no uuid7.
@@ -7,11 +12,27 @@ the outbox index and the office's tables append-mostly. Python 3.11's ``uuid`` h
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
 from functools import cache
 from pathlib import Path
+
+VEHICLE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+VEHICLE_ID_RE = re.compile(f"^{VEHICLE_ID_PATTERN}$")
+FINDING_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def check_vehicle_id(vehicle_id: str) -> str:
+    """``vehicle_id`` if it matches the pattern, else ValueError saying what is allowed."""
+    if not VEHICLE_ID_RE.match(vehicle_id):
+        raise ValueError(
+            f"vehicle id {vehicle_id!r} is not valid: use 1-64 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return vehicle_id
+
 
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import re
 import sys
 import threading
 import uuid
@@ -23,18 +22,11 @@ from edge.config.mqtt import MqttConfig
 from edge.errors import UsageError
 from edge.grading.manifest import ModelPackageError, load_manifest, manifest_path_for, verify_file
 from edge.model_store.signing import signature_path_for
+from edge.wire.ids import VEHICLE_ID_RE
+from edge.wire.topics import model_topic
+from edge.wire.validate import MODEL_PUSH
 from sync.cli_common import add_connection_options, mqtt_config_from_args
 from sync.mqtt_client import connect, make_client
-
-PUSH_SCHEMA = "roadpatrol.model-push"
-PUSH_SCHEMA_VERSION = 1
-FLEET = "fleet"
-VEHICLE_ID = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # as edge.config.loader.VehicleConfig
-
-
-def model_topic(prefix: str, vehicle_id: str | None) -> str:
-    """``<prefix>/<vehicle-id>/model``, or ``<prefix>/fleet/model`` for every vehicle."""
-    return f"{prefix}/{vehicle_id or FLEET}/model"
 
 
 def push_payload(package: Path, *, activate: bool) -> bytes:
@@ -52,8 +44,8 @@ def push_payload(package: Path, *, activate: bool) -> bytes:
     if not sig_path.is_file():
         raise ModelPackageError(f"{sig_path}: package is unsigned; run `roadpatrol model sign`")
     message: dict[str, Any] = {
-        "schema": PUSH_SCHEMA,
-        "schema_version": PUSH_SCHEMA_VERSION,
+        "schema": MODEL_PUSH[0],
+        "schema_version": MODEL_PUSH[1],
         "model_id": manifest.model_id,
         "activate": activate,
         "manifest_b64": base64.b64encode(manifest_path.read_bytes()).decode(),
@@ -102,7 +94,7 @@ def add_push_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _push(args: argparse.Namespace) -> int:
     cfg = mqtt_config_from_args(args)
-    if args.vehicle is not None and not re.fullmatch(VEHICLE_ID, args.vehicle):
+    if args.vehicle is not None and not VEHICLE_ID_RE.match(args.vehicle):
         raise UsageError(f"--vehicle {args.vehicle!r}: not a vehicle id")
     topic = model_topic(cfg.topic_prefix, None if args.fleet else args.vehicle)
     try:

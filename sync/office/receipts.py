@@ -19,7 +19,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from edge.wire.ids import boot_id as this_boot_id
-from sync.payloads import Topics
+from edge.wire.topics import Topics
 from sync.receipts import MAX_IDS, receipt_payload
 
 log = logging.getLogger("sync.office.receipts")

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edge.wire.ids import FINDING_ID_RE, VEHICLE_ID_RE
 from edge.wire.serialize import format_utc, parse_utc
 from sync.office.migrations import migrate_sqlite
 from sync.office.store_api import OfficeStore, StoreCounts, StoreError, open_store
-from sync.payloads import FINDING_ID_RE, VEHICLE_ID_RE
 
 __all__ = ["OfficeStore", "SqliteStore", "StoreCounts", "StoreError", "open_store"]
 

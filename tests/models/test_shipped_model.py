@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config.loader import default_model_package
 from edge.grading.decode import sigmoid
 from edge.grading.grader import Grader
 from edge.grading.manifest import load_manifest
+from edge.model_store.shipped import default_model_package
 from models.evaluate import collect_voc, cross_tuned, manifest_thresholds, voc_report
 
 from support.models import RDD_TRAIN, SHIPPED_MODELS, real_frames

@@ -12,6 +12,7 @@ from edge.config.mqtt import MqttConfig
 from edge.model_store import ModelStore
 from edge.recording.recorder import Recorder
 from edge.status import Alert
+from edge.wire.validate import schema_errors
 from sync.model_updates import start_for_recorder
 
 from support.broker import Broker, wait_until
@@ -77,6 +78,8 @@ def test_push_mid_drive_switches_the_model_and_findings_carry_it(
     assert status.model.error is None
     result = first_json_message(broker.port, _result_topic(config))
     assert result["model_id"] == NEW and result["result"] == "installed" and result["active"]
+    assert result["schema"] == {"name": "roadpatrol.model-result", "version": 1}
+    assert schema_errors("model-result", result) == []
     ids = model_ids_by_seq(config.vehicle.data_dir)
     assert OLD in ids and NEW in ids
     switch = ids.index(NEW)
@@ -108,6 +111,7 @@ def test_a_retained_fleet_push_signed_by_a_stranger_is_refused_when_the_vehicle_
     assert ModelStore.from_config(config).installed_ids() == [OLD]
     result = first_json_message(broker.port, _result_topic(config))
     assert result["result"] == "refused" and result["fleet"] is True
+    assert schema_errors("model-result", result) == []
     assert "unknown key" in str(result["reason"])
 
 

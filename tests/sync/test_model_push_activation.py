@@ -21,10 +21,12 @@ from edge.grading.manifest import load_manifest
 from edge.model_store import ModelStore, verify_signature
 from edge.recording.recorder import Recorder
 from edge.status import Alert, ModelStatus, Status
+from edge.wire.topics import model_topic
+from edge.wire.validate import schema_errors
 from sync import service as sync_service
 from sync.model_updates import ModelUpdates, start_for_recorder
-from sync.office.push import model_topic, publish_retained, push_payload
-from sync.payloads import schema_errors, status_payload
+from sync.office.push import publish_retained, push_payload
+from sync.payloads import status_payload
 from tui.app import create_app
 from tui.i18n import CATALOGUE
 

@@ -19,8 +19,9 @@ from edge.config.loader import AppConfig, ModelConfig, demo_config
 from edge.config.mqtt import MqttConfig
 from edge.model_store import ModelStore
 from edge.recording.recorder import Recorder
+from edge.wire.topics import model_topic
 from sync.model_updates import ModelUpdates, start_for_recorder
-from sync.office.push import model_topic, publish_retained, push_payload
+from sync.office.push import publish_retained, push_payload
 
 from support.broker import Broker, wait_until
 from support.model_store import SHIPPED_INT8, copy_package, make_keys

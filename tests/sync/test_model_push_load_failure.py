@@ -25,8 +25,9 @@ from edge.model_store import ModelStore
 from edge.model_store.store import InstallResult
 from edge.recording.recorder import Recorder
 from edge.status import Alert
+from edge.wire.validate import schema_errors
 from sync.model_updates import start_for_recorder
-from sync.payloads import schema_errors, status_payload
+from sync.payloads import status_payload
 
 from support.broker import Broker, wait_until
 from support.collect import first_json_message

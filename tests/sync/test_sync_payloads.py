@@ -24,8 +24,9 @@ from edge.types import (
 )
 from edge.wire.ids import new_finding_id
 from edge.wire.serialize import finding_from_dict, finding_to_dict
+from edge.wire.validate import SCHEMA_KINDS, load_schema, schema_errors
 from sync.mqtt_client import Backoff
-from sync.payloads import SCHEMA_KINDS, finding_payload, load_schema, schema_errors
+from sync.payloads import finding_payload
 
 unit = st.floats(0, 1, allow_nan=False)
 positions = st.builds(

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from edge.types import Fix, FixMode
-from sync.payloads import IMAGE_SCHEMA_TAG, schema_errors
+from edge.wire.validate import IMAGE_SCHEMA_TAG, schema_errors
 from sync.publisher import Publisher
 
 from support.broker import Broker, free_port, mqtt_cfg, wait_until

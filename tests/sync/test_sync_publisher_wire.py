@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from sync.identity import FindingIdentities, FindingIdentity
+from edge.outbox.identity import FindingIdentities, FindingIdentity
 from sync.mqtt_client import publish_properties
 from sync.wire_properties import pack_publish_properties, prepacked_properties
 

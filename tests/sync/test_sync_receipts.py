@@ -24,9 +24,9 @@ from edge.config.loader import AppConfig, VehicleConfig
 from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
 from edge.types import Finding
+from edge.wire.validate import schema_errors
 from sync import service
 from sync.office.store import SqliteStore as OfficeStore
-from sync.payloads import schema_errors
 from sync.publisher import Publisher
 
 from support import REPO

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from edge.errors import UsageError
+from edge.wire.ids import VEHICLE_ID_RE
 from sync.office.store_api import (
     DB_HELP,
     OfficeStore,
@@ -21,7 +22,6 @@ from sync.office.store_api import (
     open_store,
     sqlite_path,
 )
-from sync.payloads import VEHICLE_ID_RE
 
 ROLE_CHOICES = ("viewer", "reviewer", "admin")
 

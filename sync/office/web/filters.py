@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from starlette.datastructures import QueryParams
 
+from edge.wire.ids import VEHICLE_ID_RE
 from edge.wire.serialize import format_utc, parse_utc
 from sync.office.console_db import (
     REPAIR_STATES,
@@ -23,7 +24,6 @@ from sync.office.console_map import MapFilter
 from sync.office.export import parse_since
 from sync.office.review import TYPE_CODES
 from sync.office.store import MANUAL_TYPE
-from sync.payloads import VEHICLE_ID_RE
 
 FILTER_KEYS = ("grade", "type", "state", "repair", "from", "to", "vehicle", "model", "min_score")
 

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from edge.wire.ids import FINDING_ID_RE
 from sync.office.console_db import repair_states
 from sync.office.console_map import (
     check_readable,
@@ -31,7 +32,6 @@ from sync.office.web.app import Console
 from sync.office.web.auth import needs
 from sync.office.web.coverage import coverage, track_lines, tracks_geojson
 from sync.office.web.filters import FilterError, parse_filter
-from sync.payloads import FINDING_ID_RE
 
 MAX_JSON_BODY = 64 * 1024
 

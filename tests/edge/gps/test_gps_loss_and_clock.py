@@ -80,7 +80,7 @@ def test_grading_goes_on_by_time_after_the_gps_stream_ends(tmp_path: Path) -> No
     config = _config(tmp_path, _short_log(tmp_path, 4), fallback_interval_s=0.5)
     recorder = Recorder(config).start()
     try:
-        assert _wait(lambda: recorder.gps.ended, 60), "the short log never ended"
+        assert _wait(lambda: recorder.driver.gps.ended, 60), "the short log never ended"
         dead_s = config.gps.max_dead_reckoning_s
         assert _wait(lambda: (recorder.status().gps.fix_age_s or 0.0) > dead_s + 1.0, 30)
         after_gps = recorder.status().model.graded

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.config.loader import AppConfig, ModelConfig, default_model_package, demo_config
+from edge.config.loader import AppConfig, ModelConfig, demo_config
 from edge.grading.manifest import load_manifest
 from edge.model_store import ModelStore
+from edge.model_store.shipped import default_model_package
 from edge.recording.recorder import Recorder
 from edge.status import Alert
 

@@ -23,7 +23,8 @@ from edge.privacy.stage import PrivacyStage
 from edge.recording.recorder import Recorder
 from edge.status import Alert
 from edge.types import Damage, Frame, GradedFrame
-from sync.payloads import image_user_properties, schema_errors
+from edge.wire.validate import schema_errors
+from sync.payloads import image_user_properties
 
 from support.outbox import make_finding
 from support.privacy import frames, mean_abs_diff, outside, sharpness

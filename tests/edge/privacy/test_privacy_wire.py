@@ -9,7 +9,7 @@ import numpy as np
 from edge.config.privacy import PrivacyConfig
 from edge.privacy.anonymise import read_note
 from edge.privacy.stage import PrivacyStage
-from sync.payloads import IMAGE_SCHEMA_TAG, schema_errors
+from edge.wire.validate import IMAGE_SCHEMA_TAG, schema_errors
 from sync.publisher import Publisher
 
 from support.broker import Broker, mqtt_cfg, wait_until

@@ -1,4 +1,4 @@
-"""Who a finding is (vehicle, boot, seq), for the MQTT 5 properties of its image.
+"""Who a finding is (vehicle, boot, seq), read from the outbox for its image's MQTT 5 properties.
 
 The outbox hands out pending images by finding id and path only. Findings published in this
 run are remembered; for older ones (their record was acknowledged before a restart) the

@@ -13,14 +13,11 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from edge.grading.manifest import ModelPackageError, load_manifest
+from edge.wire.validate import validator
 
 _MANIFEST_NAME = "pushed.json"  # not the message's model_id: that is unsigned
 _SIGNATURE_NAME = "pushed.sig"
@@ -31,15 +28,6 @@ class PushedPackage:
     manifest_path: Path
     model_id: str  # from the manifest, still to be verified by the store
     activate_allowed: bool  # the envelope may hold activation back, never force it
-
-
-@cache
-def _validator() -> Draft202012Validator:
-    schemas = resources.files("edge.wire.schemas")
-    text = schemas.joinpath("model-push.schema.json").read_text("utf-8")
-    schema = json.loads(text)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
 
 
 def unpack(payload: bytes, into: Path, *, max_bytes: int) -> PushedPackage:
@@ -82,7 +70,7 @@ def _parsed(payload: bytes) -> dict[str, Any]:
         raise ModelPackageError(f"pushed model message is not JSON: {exc}") from exc
     problems = [
         f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message[:200]}"
-        for e in _validator().iter_errors(message)
+        for e in validator("model-push").iter_errors(message)
     ]
     if problems:
         shown = "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "")
