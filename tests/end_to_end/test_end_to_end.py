@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from edge.config.loader import default_model_package
 from edge.grading.manifest import load_manifest
+from edge.model_store.shipped import default_model_package
 
 from support import REPO
 from support.broker import Broker, wait_until

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config.loader import default_model_package
 from edge.grading.manifest import load_manifest
+from edge.model_store.shipped import default_model_package
 
 from support.adapt import graded_crops, rdd_folders, tiny_voc
 from support.model_store import SHIPPED_INT8, copy_package
