@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 PROBE = """
@@ -22,6 +24,7 @@ print(json.dumps({"commands": commands, "torch": "torch" in sys.modules}))
 """
 
 
+@pytest.mark.slow
 def test_the_command_line_lists_every_command_without_loading_torch() -> None:
     out = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=120,

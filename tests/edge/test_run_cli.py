@@ -16,6 +16,8 @@ import pytest
 
 from support import REPO
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 DEMO = REPO / "edge" / "demo"
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 

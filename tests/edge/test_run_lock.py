@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from support import REPO
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 DEMO = REPO / "edge" / "demo"

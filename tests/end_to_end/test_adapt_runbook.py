@@ -23,6 +23,8 @@ from support.model_store import SHIPPED_INT8, copy_package, make_keys, model_ids
 from support.models import RDD_TRAIN
 from support.office_review import ReceivedOffice, apply_reviews, cli
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 pytest.importorskip("torch", reason="model adapt needs the train extra (installed by .ci/run)")
 NEW_VERSION = "1.2.0"
 

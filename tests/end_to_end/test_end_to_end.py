@@ -12,11 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.grading.manifest import load_manifest
 from edge.model_store.shipped import default_model_package
 
 from support import REPO
 from support.broker import Broker, wait_until
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 DEMO = REPO / "edge" / "demo"
 EXE = str(Path(sys.executable).with_name("roadpatrol"))

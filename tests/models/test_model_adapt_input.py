@@ -12,6 +12,8 @@ import pytest
 
 from support.models import RDD_TRAIN, SHARED_DATA, SHIPPED_MODELS
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 GRADED = SHARED_DATA / "office_graded_japan"
 BASE = SHIPPED_MODELS / "road-damage-1.1.0.json"

@@ -8,6 +8,8 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from models.adapt.graded import choose_holdout, read_graded, split_holdout, write_tree
 
 from support.models import SHARED_DATA
@@ -16,6 +18,7 @@ GRADED = SHARED_DATA / "office_graded_japan"
 CITIES = {"adachi", "konan", "muroran", "nagakute"}
 
 
+@pytest.mark.slow
 def test_the_shared_folder_splits_by_the_city_in_the_file_name() -> None:
     graded = read_graded([GRADED])
     assert len(graded.images) == 1013  # the folder's README: 610 + 18 + 228 + 23 + 134

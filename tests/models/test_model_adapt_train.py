@@ -18,6 +18,8 @@ from edge.grading.preprocess import preprocess
 from support.adapt import graded_crops, tiny_voc
 from support.models import SHIPPED_MODELS, real_frames
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 torch = pytest.importorskip("torch", reason="needs the train extra (installed by .ci/run)")
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 INT8 = SHIPPED_MODELS / "road-damage-1.1.0.json"

@@ -14,6 +14,8 @@ from models.training.dataset import load_voc_dir, split
 
 from support.models import RDD_TRAIN, SHIPPED_MODELS
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 CODES = ("D00", "D10", "D20", "D40")
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 torch = pytest.importorskip("torch", reason="needs the train extra (installed by .ci/run)")
 
 

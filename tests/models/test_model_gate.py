@@ -51,6 +51,7 @@ def _classes(**per_code: tuple[float, float]) -> list[dict[str, object]]:
     return classes
 
 
+@pytest.mark.slow
 def test_a_model_no_worse_than_the_base_passes_and_becomes_the_only_default(
     tmp_path: Path, data: tuple[Path, Path]
 ) -> None:
@@ -71,6 +72,7 @@ def test_a_model_no_worse_than_the_base_passes_and_becomes_the_only_default(
     assert gate["rdd"]["box_macro_f1"] == 0.0 and gate["folders"][0]["folder"] == "heldout"
 
 
+@pytest.mark.slow
 def test_a_box_regression_fails_the_gate_and_leaves_the_default_alone(
     tmp_path: Path, data: tuple[Path, Path]
 ) -> None:
@@ -89,6 +91,7 @@ def test_a_box_regression_fails_the_gate_and_leaves_the_default_alone(
     assert gate["passed"] is False and "box macro-F1 down" in gate["failures"][0]
 
 
+@pytest.mark.slow
 def test_a_regression_on_an_office_folder_is_named(tmp_path: Path, data: tuple[Path, Path]) -> None:
     voc, _ = data
     folder = rdd_folders(tmp_path / "frames", 10)  # whole frames the base grades well
@@ -103,6 +106,7 @@ def test_a_regression_on_an_office_folder_is_named(tmp_path: Path, data: tuple[P
     assert folders[0]["new_office_macro_f1"] < folders[0]["base_office_macro_f1"] - 0.01
 
 
+@pytest.mark.slow
 def test_misuse_exits_2(tmp_path: Path, data: tuple[Path, Path]) -> None:
     voc, _ = data
     base, new = _models(tmp_path)

@@ -30,6 +30,7 @@ def package_copy(small_package: Path, tmp_path: Path) -> Path:
     return tmp_path / small_package.name
 
 
+@pytest.mark.slow
 def test_exported_package_loads_and_reports_its_id(small_package: Path) -> None:
     grader = Grader(small_package, threads=1)
     assert grader.model_id == "small-0.0.1"
@@ -38,6 +39,7 @@ def test_exported_package_loads_and_reports_its_id(small_package: Path) -> None:
     assert all(0 <= v <= 1 for d in damages for v in d.box_norm)
 
 
+@pytest.mark.slow
 def test_runtime_feeds_the_model_what_training_fed_the_network(small_package: Path) -> None:
     """Same frame → same tensor → same outputs in torch (training) and onnxruntime (vehicle)."""
     from models.training.net import RoadDamageNet
@@ -117,6 +119,7 @@ def test_half_written_manifest_is_refused(package_copy: Path) -> None:
         Grader(package_copy)
 
 
+@pytest.mark.slow
 def test_quantize_makes_a_valid_int8_package(small_package: Path, tmp_path: Path) -> None:
     import onnx
 

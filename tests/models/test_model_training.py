@@ -52,6 +52,7 @@ def test_targets_peak_at_box_centres_in_the_right_class() -> None:
     assert weight[0, 0] == 0.0  # outside the box: no regression
 
 
+@pytest.mark.slow
 def test_one_step_training_checkpoints_and_resumes(tmp_path: Path) -> None:
     from models.training.train import TrainOptions, build_model, train
 
@@ -79,6 +80,7 @@ def test_one_step_training_checkpoints_and_resumes(tmp_path: Path) -> None:
     assert meta["epochs_done"] == 2 and [h["epoch"] for h in meta["history"]] == [1, 2]
 
 
+@pytest.mark.slow
 def test_train_command_refuses_a_folder_without_annotations(tmp_path: Path) -> None:
     exe = str(Path(sys.executable).with_name("roadpatrol"))
     result = subprocess.run(

@@ -35,6 +35,7 @@ def test_the_vehicles_default_is_the_int8_package() -> None:
     assert {c.code: c.name_ja for c in manifest.classes}["D40"] == "ポットホール"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "package",
     [INT8, FP32, PREVIOUS_INT8, PREVIOUS_FP32],
@@ -58,6 +59,7 @@ def test_recorded_validation_figures_are_reproduced(package) -> None:  # type: i
     assert cross["box_macro_f1"] <= report["box_macro_f1"] + 0.01  # no better than tuned-on-all
 
 
+@pytest.mark.slow
 def test_int8_stays_close_to_fp32_on_real_frames() -> None:
     fp32, int8 = Grader(FP32, threads=1), Grader(INT8, threads=1)
     agree = total = 0
@@ -74,6 +76,7 @@ def test_int8_stays_close_to_fp32_on_real_frames() -> None:
     assert agree / total >= 0.85
 
 
+@pytest.mark.slow
 def test_the_adapted_default_names_its_teacher_data_and_reproduces_its_held_out_figures() -> None:
     from models.adapt.graded import read_graded, split_holdout
     from models.adapt.tuning import collect_graded, folder_report

@@ -56,6 +56,7 @@ def _push(package: Path, port: int, *target: str) -> int:
     return main(["office", "push-model", str(package), *target, "--broker", f"127.0.0.1:{port}"])
 
 
+@pytest.mark.slow
 def test_push_mid_drive_switches_the_model_and_findings_carry_it(
     setup: tuple[AppConfig, Path, Path], broker: Broker
 ) -> None:
@@ -86,6 +87,7 @@ def test_push_mid_drive_switches_the_model_and_findings_carry_it(
     assert all(i == OLD for i in ids[:switch]) and all(i == NEW for i in ids[switch:])
 
 
+@pytest.mark.slow
 def test_a_retained_fleet_push_signed_by_a_stranger_is_refused_when_the_vehicle_connects(
     setup: tuple[AppConfig, Path, Path], broker: Broker, tmp_path: Path
 ) -> None:

@@ -106,6 +106,7 @@ def test_sign_writes_the_activation_decision_into_the_signed_manifest(
     assert "not a readable unencrypted PEM private key" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_manifest_decides_and_a_tampered_push_is_refused_and_reported_in_the_status(
     tmp_path: Path, broker: Broker, keys: tuple[Path, Path]
 ) -> None:
@@ -204,6 +205,7 @@ async def _screen_shows_the_refusal(recorder: Recorder) -> None:
         assert await pilot_wait(pilot, lambda: verdict in screen_text(app), 10), screen_text(app)
 
 
+@pytest.mark.slow
 def test_the_manifest_activates_no_activate_holds_back_and_a_redelivery_keeps_a_rollback(
     tmp_path: Path, broker: Broker, keys: tuple[Path, Path]
 ) -> None:

@@ -26,6 +26,8 @@ from sync.office.push import publish_retained, push_payload
 from support.broker import Broker, wait_until
 from support.model_store import SHIPPED_INT8, copy_package, make_keys
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 NEW, OLD = "road-damage-1.0.5", "road-damage-1.0.1"
 
 

@@ -33,6 +33,8 @@ from support.broker import Broker, wait_until
 from support.collect import first_json_message
 from support.model_store import SHIPPED_INT8, copy_package, make_keys
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 OLD, NEW = "road-damage-1.0.1", "road-damage-1.0.7"
 
 

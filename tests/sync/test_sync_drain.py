@@ -9,12 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.outbox import Outbox
 from edge.types import Fix, FixMode
 
 from support.broker import Broker, free_port, mqtt_cfg, wait_until
 from support.collect import Office
 from support.sync_data import fill_outbox, open_outbox, road_jpegs
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 VEHICLE = "veh-drain"
 

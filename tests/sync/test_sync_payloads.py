@@ -74,6 +74,7 @@ def test_each_schema_is_valid_draft_2020_12(kind: str) -> None:
     assert f"roadpatrol.{kind}" in schema["title"]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(findings, st.none() | st.booleans())
 def test_every_finding_payload_fits_its_schema_and_round_trips(f: Finding, has_image) -> None:

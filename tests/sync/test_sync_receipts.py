@@ -117,6 +117,7 @@ def acked_by_broker(publisher: Publisher, images: set[str]) -> bool:
     return c.findings_sent >= COUNT and c.images_sent >= len(images)
 
 
+@pytest.mark.slow
 def test_the_receiver_started_after_the_vehicle_synced_gets_everything(
     broker: Broker, tmp_path: Path
 ) -> None:
@@ -143,6 +144,7 @@ def test_the_receiver_started_after_the_vehicle_synced_gets_everything(
         assert publisher.counters.findings_sent > COUNT, "the dropped ones were sent again"
 
 
+@pytest.mark.slow
 def test_a_broker_without_persistence_restarted_while_the_receiver_is_away(
     tmp_path: Path,
 ) -> None:
@@ -163,6 +165,7 @@ def test_a_broker_without_persistence_restarted_while_the_receiver_is_away(
         plain.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["session expired", "client id changed"])
 def test_a_receiver_whose_session_is_gone_gets_everything(
     broker: Broker, tmp_path: Path, how: str
@@ -207,6 +210,7 @@ def _stored(db: Path) -> tuple[int, int]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_a_receiver_killed_after_storing_before_its_receipt_stores_the_resend_once(
     broker: Broker, tmp_path: Path
 ) -> None:
@@ -319,6 +323,7 @@ def _passwd(path: Path, users: dict[str, str]) -> None:
         subprocess.run([tool, *flags, str(path), user, password], check=True, capture_output=True)
 
 
+@pytest.mark.slow
 def test_a_vehicle_cannot_receipt_itself_under_the_documented_acl(tmp_path: Path) -> None:
     from sync.receipts import ReceiptListener
 
@@ -368,6 +373,7 @@ def test_a_vehicle_cannot_receipt_itself_under_the_documented_acl(tmp_path: Path
         guarded.kill()
 
 
+@pytest.mark.slow
 def test_sync_drain_exits_0_only_once_the_office_receipted_everything(
     broker: Broker, tmp_path: Path
 ) -> None:
@@ -400,6 +406,7 @@ def test_sync_drain_exits_0_only_once_the_office_receipted_everything(
             assert_delivered_once(outbox, office.store, findings, images)
 
 
+@pytest.mark.slow
 def test_a_broker_without_persistence_restarted_during_a_drain_loses_no_image(
     tmp_path: Path,
 ) -> None:
@@ -435,6 +442,7 @@ def test_a_broker_without_persistence_restarted_during_a_drain_loses_no_image(
         plain.kill()
 
 
+@pytest.mark.slow
 def test_nothing_is_receipted_that_the_office_could_not_store(
     broker: Broker, tmp_path: Path
 ) -> None:

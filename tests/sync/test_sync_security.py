@@ -42,6 +42,7 @@ def _tls_broker(tmp_path: Path) -> tuple[Broker, dict[str, MqttTlsConfig]]:
     return broker, tls
 
 
+@pytest.mark.slow
 def test_tls_and_acl_deliver_own_topic_and_report_refused_foreign_topic(tmp_path: Path) -> None:
     broker, tls = _tls_broker(tmp_path)
     broker.start()

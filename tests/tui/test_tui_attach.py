@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edge.status_socket import StatusServer, socket_path_for
 
 from support.tui import ScreenProcess, wait_until
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 
 def _manual_ids(recorder: Any) -> list[str]:

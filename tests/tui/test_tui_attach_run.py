@@ -17,12 +17,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edge.status_socket import RemoteRecorder, socket_path_for
 from tui.app import PatrolApp, create_app
 from tui.i18n import CATALOGUE
 
 from support import REPO
 from support.tui import pilot_wait, screen_text, wait_until
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 DEMO = REPO / "edge" / "demo"
 EXE = str(Path(sys.executable).with_name("roadpatrol"))

@@ -47,6 +47,7 @@ def test_refresh_rate_is_checked(tmp_path: Path) -> None:
         args.handler(args)
 
 
+@pytest.mark.slow
 def test_without_a_terminal_it_says_so(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "edge", "tui", "--data-dir", str(tmp_path)],
@@ -60,6 +61,7 @@ def test_without_a_terminal_it_says_so(tmp_path: Path) -> None:
     assert "interactive terminal" in proc.stderr
 
 
+@pytest.mark.slow
 def test_no_recorder_at_the_socket_is_a_clear_failure(tmp_path: Path) -> None:
     screen = ScreenProcess(["--data-dir", str(tmp_path)])
     try:

@@ -33,6 +33,7 @@ def _data_words() -> set[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_l_switches_every_label(utc_clock: None, size: tuple[int, int]) -> None:
     asyncio.run(_test_l_switches_every_label(utc_clock, size))
@@ -89,6 +90,7 @@ async def _test_m_and_the_button_mark_p_toggles_q_leaves() -> None:
     assert app.return_code == 0
 
 
+@pytest.mark.slow
 def test_screen_follows_the_status_at_its_refresh_rate() -> None:
     asyncio.run(_test_screen_follows_the_status_at_its_refresh_rate())
 

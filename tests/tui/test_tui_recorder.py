@@ -7,11 +7,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edge.outbox import Outbox
 from tui.app import create_app
 from tui.i18n import CATALOGUE
 
 from support.tui import pilot_wait, screen_text
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 EN, JA = CATALOGUE["en"], CATALOGUE["ja"]
 _GRADE_KEYS = ("3", "2", "1")

@@ -11,6 +11,7 @@ from tui.app import create_app
 from support.tui import FixedControl, fixed_status
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 @pytest.mark.parametrize("lang", ["ja", "en"])
 def test_main_screen(

@@ -44,6 +44,7 @@ def finished_replay(tmp_path: Path) -> Any:
         recorder.stop()
 
 
+@pytest.mark.slow
 def test_end_of_a_replay_says_finished_and_any_key_closes(finished_replay: Any) -> None:
     asyncio.run(_end_of_a_replay_says_finished_and_any_key_closes(finished_replay))
 
@@ -62,6 +63,7 @@ async def _end_of_a_replay_says_finished_and_any_key_closes(recorder: Any) -> No
         assert await pilot_wait(pilot, lambda: app.return_code == 0, 10)
 
 
+@pytest.mark.slow
 def test_end_of_a_replay_closes_the_screen_by_itself(finished_replay: Any) -> None:
     asyncio.run(_end_of_a_replay_closes_the_screen_by_itself(finished_replay))
 
@@ -75,6 +77,7 @@ async def _end_of_a_replay_closes_the_screen_by_itself(recorder: Any) -> None:
         assert await pilot_wait(pilot, lambda: app.return_code == 0, 30)
 
 
+@pytest.mark.slow
 def test_demo_closes_after_the_drive_and_reports_the_drive_time(tmp_path: Path) -> None:
     started = time.monotonic()
     screen = ScreenProcess(
@@ -113,6 +116,7 @@ def _segments_with(app: PatrolApp, needle: str) -> list[Any]:
     ]
 
 
+@pytest.mark.slow
 def test_unreachable_recorder_greys_frozen_values_with_their_age(
     demo_recorder: Any, tmp_path: Path
 ) -> None:
@@ -185,6 +189,7 @@ async def _link_line(status: Any, shown: str) -> None:
         assert shown in lines[at + 1], screen_text(app)  # the line under it: the reason
 
 
+@pytest.mark.slow
 def test_findings_distance_column_is_named_for_what_it_holds(utc_clock: None) -> None:
     asyncio.run(_findings_column())
 

@@ -149,6 +149,7 @@ def test_unplugged_device_is_unavailable_with_its_name() -> None:
         source.open()
 
 
+@pytest.mark.slow
 def test_rtsp_stream_that_never_answers_times_out_without_leaking_password() -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

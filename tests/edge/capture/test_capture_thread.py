@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edge.capture import (
     CameraConfig,
@@ -104,6 +105,7 @@ def test_finished_replay_sets_ended_and_closes_the_slot(tmp_path: Path) -> None:
     assert wait_until(lambda: not capture.running, 2.0)
 
 
+@pytest.mark.slow
 def test_fps_is_measured_from_delivered_frames(tmp_path: Path) -> None:
     copy_frames(tmp_path / "replay", 4)
     capture = CaptureThread(
@@ -144,6 +146,7 @@ def test_folder_that_vanishes_and_returns_is_reconnected(tmp_path: Path) -> None
     assert back.reconnects >= 1
 
 
+@pytest.mark.slow
 def test_video_path_that_becomes_valid_is_picked_up(tmp_path: Path) -> None:
     video = tmp_path / "drive.avi"
     source = VideoFileSource(video, fps=10, loop=False, pace=True)

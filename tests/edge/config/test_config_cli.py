@@ -7,6 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from edge.config.check import example_toml
 from edge.config.loader import AppConfig, load_config
 
@@ -31,6 +33,7 @@ nmea_file = "drive.nmea"
 """
 
 
+@pytest.mark.slow
 def test_good_file_passes_and_relative_paths_resolve_beside_it(tmp_path: Path) -> None:
     cfg = tmp_path / "rp.toml"
     cfg.write_text(GOOD)
@@ -44,6 +47,7 @@ def test_good_file_passes_and_relative_paths_resolve_beside_it(tmp_path: Path) -
     assert config.camera.path == tmp_path / "frames"
 
 
+@pytest.mark.slow
 def test_files_the_config_names_must_be_there(tmp_path: Path) -> None:
     cfg = tmp_path / "rp.toml"
     cfg.write_text(GOOD)
@@ -55,6 +59,7 @@ def test_files_the_config_names_must_be_there(tmp_path: Path) -> None:
     assert "2 problem(s)" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_unknown_key_is_named_with_its_line(tmp_path: Path) -> None:
     cfg = tmp_path / "rp.toml"
     cfg.write_text(GOOD + "\n[pipeline]\nqueue_size = 4\nsample_evry_m = 4\n")
@@ -63,6 +68,7 @@ def test_unknown_key_is_named_with_its_line(tmp_path: Path) -> None:
     assert "line 15: pipeline.sample_evry_m: unknown key" in result.stderr
 
 
+@pytest.mark.slow
 def test_wrong_type_and_out_of_range_are_both_reported(tmp_path: Path) -> None:
     cfg = tmp_path / "rp.toml"
     cfg.write_text(
@@ -77,6 +83,7 @@ def test_wrong_type_and_out_of_range_are_both_reported(tmp_path: Path) -> None:
     assert "3 problem(s)" in result.stderr
 
 
+@pytest.mark.slow
 def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
     cfg = tmp_path / "rp.toml"
     cfg.write_text("[vehicle\nvehicle_id = 1\n")
@@ -88,6 +95,7 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
     assert result.returncode == 1 and "file not found" in result.stderr
 
 
+@pytest.mark.slow
 def test_run_refuses_a_bad_config_with_exit_2_and_the_reason(tmp_path: Path) -> None:
     cfg = tmp_path / "rp.toml"
     cfg.write_text("[camera]\nfps = -3\n")

@@ -11,9 +11,13 @@ import time
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from edge.config.loader import load_config
 
 from support import REPO
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 DEMO = REPO / "edge" / "demo"

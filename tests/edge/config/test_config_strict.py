@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 
 

@@ -115,6 +115,7 @@ def test_a_file_without_any_fix_fails_with_a_message(
     assert "2 bad" in err and "no fix epochs" in err
 
 
+@pytest.mark.slow
 def test_console_script_runs_as_a_process() -> None:
     done = subprocess.run(
         [

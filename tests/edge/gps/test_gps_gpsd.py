@@ -17,6 +17,8 @@ from edge.types import Fix
 
 from support.gps import GPSD_LOGS, chk_epochs, free_port, gpsfake, start_gpsfake, wait_until
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 # Both logs are from after 2017, so every gpsd version dates them as their .chk files do.
 RTK_LOG = GPSD_LOGS / "nmea-rtk.log"
 TESEO_LOG = GPSD_LOGS / "st-teseo-liv3f.log"

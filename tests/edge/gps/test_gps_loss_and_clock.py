@@ -16,12 +16,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edge.config.capture import CameraConfig, SamplingConfig
 from edge.config.gps import GpsConfig
 from edge.config.loader import DEMO_DIR, AppConfig, demo_config
 from edge.gps.disciplined import DisciplinedClock
 from edge.recording.recorder import Recorder
 from edge.status import Alert
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 DEMO_NMEA = DEMO_DIR / "chiba_drive.nmea"
 DEMO_DATE = "2024-05-14"  # the demo log's receiver date

@@ -71,6 +71,7 @@ def test_replay_keeps_the_receivers_pace_times_the_speed_factor() -> None:
     assert gaps_ms == pytest.approx([25.0] * 74, abs=0.01)
 
 
+@pytest.mark.slow
 def test_replay_at_pace_takes_at_least_the_logs_time_on_the_real_clock() -> None:
     # Only a lower bound: a busy machine makes the replay later, never earlier.
     source = NmeaReplaySource(DEMO_TRACK, speed=40.0)
@@ -117,6 +118,7 @@ def test_missing_log_is_a_clear_error(tmp_path: Path) -> None:
         NmeaReplaySource(missing)
 
 
+@pytest.mark.slow
 def test_thread_fills_history_and_reports_status() -> None:
     source = NmeaReplaySource(DEMO_TRACK, speed=20.0)
     history = FixHistory()
@@ -241,6 +243,7 @@ def test_demo_track_file_is_what_the_generator_makes(tmp_path: Path) -> None:
     assert out.read_bytes() == DEMO_TRACK.read_bytes()
 
 
+@pytest.mark.slow
 def test_thread_survives_a_source_that_raises() -> None:
     class Flaky:
         name = "flaky"

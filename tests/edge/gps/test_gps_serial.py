@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,7 @@ def read_fixes(source: SerialNmeaSource, count: int, timeout_s: float) -> list[F
     return fixes
 
 
+@pytest.mark.slow
 def test_reads_a_paced_receiver_and_stamps_each_epoch_on_arrival() -> None:
     """Each epoch is stamped when its burst arrived, not when the reader closed it.
 
@@ -69,6 +71,7 @@ def test_reads_a_paced_receiver_and_stamps_each_epoch_on_arrival() -> None:
 GOOD = epoch_bursts()[:6]
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,

@@ -136,6 +136,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_each_broken_package_is_refused_with_its_reason_and_nothing_changes(
     case: str,

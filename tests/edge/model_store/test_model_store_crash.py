@@ -18,6 +18,8 @@ from edge.model_store import ModelStore
 from support import REPO
 from support.model_store import SHIPPED_INT8, copy_package, make_keys
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 ROUNDS = 5
 
 

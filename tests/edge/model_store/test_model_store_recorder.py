@@ -24,6 +24,8 @@ from support.model_store import (
     model_ids_by_seq,
 )
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 OLD, NEW = "road-damage-1.0.1", "road-damage-1.0.2"
 SWITCH_AT_FRAME = 60
 

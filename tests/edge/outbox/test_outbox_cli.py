@@ -14,6 +14,8 @@ from edge.outbox import Outbox
 
 from support.outbox import make_finding, minutes, real_jpegs, rows
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 # The installed console script, as a technician would run it.
 ROADPATROL = str(Path(sys.executable).with_name("roadpatrol"))
 

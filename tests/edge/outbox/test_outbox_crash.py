@@ -13,9 +13,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.outbox import Outbox
 
 from support import TESTS
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 TESTS_DIR = TESTS  # where `support` is: the crash scripts import it
 

@@ -25,6 +25,7 @@ BIG = 10**12
 
 
 
+@pytest.mark.slow
 def test_the_default_floor_on_a_30_mib_disk_keeps_the_demos_photos(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     mount_tmpfs(disk, "30m")
@@ -50,6 +51,7 @@ def test_the_default_floor_on_a_30_mib_disk_keeps_the_demos_photos(tmp_path: Pat
     assert "min_free_mb 500 MiB is more than 20% of the 30.0 MiB disk" in proc.stderr
 
 
+@pytest.mark.slow
 def test_the_driver_is_told_while_images_are_evicted_to_make_room(small_disk: Path) -> None:
     recorder = Recorder(demo_config(small_disk / "demo", fast=True), lockstep=True).start()
     try:

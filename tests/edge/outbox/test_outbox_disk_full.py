@@ -91,6 +91,7 @@ def _run_until(cfg: Path, db: Path, more_than: int) -> tuple[int, str]:
     return proc.returncode, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reserve", [True, False], ids=["with-reserve", "older-outbox"])
 def test_full_disk_at_start_keeps_the_outbox_and_goes_on_recording(
     small_disk: Path, tmp_path: Path, reserve: bool
@@ -116,6 +117,7 @@ def test_full_disk_at_start_keeps_the_outbox_and_goes_on_recording(
     assert evicted > 0  # the room came from images, not from records
 
 
+@pytest.mark.slow
 def test_a_disk_filled_while_recording_does_not_stop_the_recorder(
     small_disk: Path, tmp_path: Path
 ) -> None:
@@ -148,6 +150,7 @@ def test_a_disk_filled_while_recording_does_not_stop_the_recorder(
     assert "min_free_mb 0 MiB is too little" in err
 
 
+@pytest.mark.slow
 def test_an_outbox_that_cannot_open_is_one_line_and_kept(small_disk: Path, tmp_path: Path) -> None:
     data_dir = small_disk / "data"
     before = _fill_outbox(data_dir, 50, with_images=0)  # no image to evict

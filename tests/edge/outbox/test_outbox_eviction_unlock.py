@@ -12,11 +12,15 @@ import textwrap
 import threading
 from pathlib import Path
 
+import pytest
+
 from edge.outbox import Outbox
 from edge.types import Finding, Fix, FixMode, FixQuality
 
 from support import TESTS
 from support.outbox import T0, make_finding, minutes, real_jpegs, rows
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 BIG = 10**12
 HELD_S = 10.0  # how long a held unlink waits before giving up (a failing test, not a hang)

@@ -128,6 +128,7 @@ def test_a_file_that_is_not_a_database_is_moved_aside(
     assert "corrupt" in warning and str(moved) in warning
 
 
+@pytest.mark.slow
 def test_a_database_with_damaged_pages_is_moved_aside_and_salvaged(tmp_path: Path) -> None:
     with Outbox.open(tmp_path, image_cap_bytes=BIG, min_free_bytes=0) as outbox:
         for i in range(300):

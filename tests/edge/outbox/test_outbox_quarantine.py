@@ -68,6 +68,7 @@ def _write_and_kill(tmp_path: Path, data_dir: Path, n: int) -> dict[str, int]:
     return reported
 
 
+@pytest.mark.slow
 def test_a_truncated_wal_quarantines_images_and_recover_rebuilds_their_findings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -178,6 +178,7 @@ def test_images_only_the_broker_acknowledged_are_evicted_after_receipted_ones(
     assert states[acked.id] == "sent" and states[unsent.id] == "pending"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("alert_after_s", "alerted"), [(3600.0, True), (3 * 3600.0, False)])
 def test_the_recorder_says_when_the_office_has_confirmed_nothing_for_long(
     tmp_path: Path, alert_after_s: float, alerted: bool
@@ -208,6 +209,7 @@ def test_the_recorder_says_when_the_office_has_confirmed_nothing_for_long(
         recorder.stop()
 
 
+@pytest.mark.slow
 def test_outbox_status_reports_what_awaits_the_office(tmp_path: Path) -> None:
     wall = ManualClock(time.time() - 3 * 3600)  # acknowledged three hours ago
     findings = [make_finding(g, T0 + minutes(i), seq=i) for i, g in enumerate((1, 2, 3))]

@@ -373,6 +373,7 @@ def test_an_older_database_is_pruned_but_never_vacuumed(tmp_path: Path) -> None:
     assert rows(db, "PRAGMA freelist_count")[0][0] > 1000
 
 
+@pytest.mark.slow
 def test_outbox_status_reports_what_was_pruned(tmp_path: Path) -> None:
     wall, mono = ManualClock(), ManualClock()
     db = tmp_path / "outbox.sqlite3"

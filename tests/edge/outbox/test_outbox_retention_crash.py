@@ -14,6 +14,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.outbox import Outbox
 from edge.types import Fix, FixMode, FixQuality
 
@@ -28,6 +30,8 @@ from support.outbox import (
     minutes,
     real_jpegs,
 )
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 TESTS_DIR = TESTS  # where `support` is: the crash scripts import it
 BULK = 1000

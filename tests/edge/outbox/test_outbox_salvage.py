@@ -47,6 +47,7 @@ def _payloads(db: Path) -> dict[str, dict]:
 
 
 # Seed 0 damages table rows an index still names; seed 2 also the index page naming them.
+@pytest.mark.slow
 @pytest.mark.parametrize("seed_offset", [0, 2])
 def test_8_kb_of_garbage_sets_the_outbox_aside_and_every_readable_finding_is_sent(
     tmp_path: Path, seed_offset: int, capsys: pytest.CaptureFixture[str]
@@ -84,6 +85,7 @@ def test_8_kb_of_garbage_sets_the_outbox_aside_and_every_readable_finding_is_sen
     assert set(_payloads(db)) == set(back)
 
 
+@pytest.mark.slow
 def test_recover_by_hand_salvages_a_damaged_copy_into_a_fresh_outbox(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

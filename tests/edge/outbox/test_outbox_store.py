@@ -268,6 +268,7 @@ def test_stats_report_pending_bytes_and_oldest_age(tmp_path: Path) -> None:
         assert after.oldest_age_s == pytest.approx(2 * 60, abs=10)
 
 
+@pytest.mark.slow
 def test_concurrent_writers_and_readers_lose_nothing(tmp_path: Path) -> None:
     jpeg = real_jpegs(1)[0]
     errors: list[BaseException] = []

@@ -50,6 +50,7 @@ def anonymiser() -> Anonymiser:
     return Anonymiser(PrivacyConfig())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path,boxes", frames(), ids=lambda v: getattr(v, "name", ""))
 def test_hand_boxed_plates_and_faces_are_blurred_in_the_stored_jpeg_the_rest_is_jpeg_noise(
     tmp_path: Path, anonymiser: Anonymiser, path: Path, boxes: list
@@ -88,6 +89,7 @@ def test_hand_boxed_plates_and_faces_are_blurred_in_the_stored_jpeg_the_rest_is_
     outbox.close()
 
 
+@pytest.mark.slow
 def test_a_stalled_anonymiser_never_delays_the_record_and_drops_the_lowest_grade_image(
     tmp_path: Path,
 ) -> None:
@@ -127,6 +129,7 @@ def _graded(image: np.ndarray, seq: int) -> GradedFrame:
     return GradedFrame(frame, (damage,), 3, "road-damage-1.1.0", 5.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", ["missing", "corrupt"])
 def test_a_broken_detector_model_keeps_recording_findings_stores_no_image_and_says_why(
     tmp_path: Path, problem: str
@@ -171,6 +174,7 @@ def test_privacy_is_on_unless_turned_off_and_off_shows_on_the_screen_and_in_the_
     assert note is not None and note["anonymised"] is False
 
 
+@pytest.mark.slow
 def test_privacy_check_cli_prints_the_plates_and_writes_anonymised_images(tmp_path: Path) -> None:
     (path, boxes), _ = frames("plate")
     missing = tmp_path / "nope.jpg"
@@ -200,6 +204,7 @@ def _config_check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_only_an_explicit_false_turns_privacy_off_and_a_missing_model_is_named(
     tmp_path: Path,
 ) -> None:
@@ -227,6 +232,7 @@ def test_image_properties_v2_refuse_a_malformed_anonymised_flag() -> None:
     assert schema_errors("image", {**props, "anonymised": "maybe"}) != []
 
 
+@pytest.mark.slow
 def test_an_anonymiser_process_that_died_is_started_again_for_the_next_image(
     tmp_path: Path,
 ) -> None:
@@ -251,6 +257,7 @@ def test_an_anonymiser_process_that_died_is_started_again_for_the_next_image(
     outbox.close()
 
 
+@pytest.mark.slow
 def test_a_worker_lost_mid_image_withholds_that_image_says_why_then_recovers(
     tmp_path: Path,
 ) -> None:
@@ -278,6 +285,7 @@ def test_a_worker_lost_mid_image_withholds_that_image_says_why_then_recovers(
     outbox.close()
 
 
+@pytest.mark.slow
 def test_a_lossless_replay_waits_for_room_and_keeps_every_image(tmp_path: Path) -> None:
     import threading
 
@@ -300,6 +308,7 @@ def test_a_lossless_replay_waits_for_room_and_keeps_every_image(tmp_path: Path) 
     outbox.close()
 
 
+@pytest.mark.slow
 def test_a_replay_with_a_corrupt_detector_model_is_graded_and_recorded_without_images(
     tmp_path: Path,
 ) -> None:

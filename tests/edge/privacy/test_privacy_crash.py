@@ -15,9 +15,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from support import TESTS
 from support.privacy import frames, sharpness
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 TESTS_DIR = TESTS  # where `support` is: the crash scripts import it
 

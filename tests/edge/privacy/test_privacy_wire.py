@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from edge.config.privacy import PrivacyConfig
 from edge.privacy.anonymise import read_note
@@ -16,6 +17,8 @@ from support.broker import Broker, mqtt_cfg, wait_until
 from support.collect import Collector
 from support.privacy import frames, sharpness
 from support.sync_data import make_finding, open_outbox
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 VEHICLE = "veh-privacy"
 

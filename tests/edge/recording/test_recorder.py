@@ -18,6 +18,8 @@ from edge.wire.serialize import finding_from_dict
 
 from support import REPO
 
+pytestmark = pytest.mark.slow  # the tests share a replayed drive that takes ~10 s
+
 
 def _findings(data_dir: Path) -> list[dict]:  # type: ignore[type-arg]
     with sqlite3.connect(data_dir / "outbox.sqlite3") as conn:

@@ -106,6 +106,7 @@ enabled = false
             proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_deeply_nested_json_is_refused_and_the_socket_keeps_serving(recorder: Path) -> None:
     path = socket_path_for(recorder)
     with _raw(path) as attacker:
@@ -122,6 +123,7 @@ def test_deeply_nested_json_is_refused_and_the_socket_keeps_serving(recorder: Pa
     assert _manual_findings(recorder / "outbox.sqlite3") == 1
 
 
+@pytest.mark.slow
 def test_a_script_writing_mark_800_times_gets_a_drivers_share(recorder: Path) -> None:
     path = socket_path_for(recorder)
     with _raw(path) as script:
@@ -141,6 +143,7 @@ def test_a_script_writing_mark_800_times_gets_a_drivers_share(recorder: Path) ->
     assert _manual_findings(recorder / "outbox.sqlite3") == 4
 
 
+@pytest.mark.slow
 def test_idle_connections_do_not_lock_the_screen_out(recorder: Path) -> None:
     path = socket_path_for(recorder)
     idle = [_raw(path) for _ in range(8)]

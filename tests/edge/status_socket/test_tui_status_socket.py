@@ -185,6 +185,7 @@ def test_the_screen_says_when_the_recorder_goes_and_reattaches_when_it_is_back(
             assert remote.mark_manual() == "manual-1"
 
 
+@pytest.mark.slow
 def test_status_rate_is_what_was_asked(tmp_path: Path) -> None:
     with StatusServer(FixedControl(fixed_status()), tmp_path / "s.sock", rate_hz=10.0) as srv:
         sock, lines = _raw_client(srv.path)

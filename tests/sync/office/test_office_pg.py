@@ -219,6 +219,7 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password(tmp_pat
     assert "s3cret" not in str(caught.value) and "office:***@" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_office_commands_name_a_bad_database_or_group_in_one_line(tmp_path: Path) -> None:
     import subprocess
     import sys

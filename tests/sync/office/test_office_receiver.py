@@ -180,6 +180,7 @@ def test_a_message_that_cannot_be_stored_is_not_acked_and_arrives_later(
         assert office.store.counts().findings == 1
 
 
+@pytest.mark.slow
 def test_office_receive_cli_stores_until_signalled_and_reports_counts(
     broker: Broker, tmp_path: Path
 ) -> None:

@@ -39,6 +39,7 @@ def _features(capsys: pytest.CaptureFixture[str], db: str, *args: str) -> dict[s
     return {f["properties"]["id"]: f["properties"] for f in json.loads(out)["features"]}
 
 
+@pytest.mark.slow
 def test_list_puts_grade_3_first_and_review_changes_what_waits(
     office: ReceivedOffice, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -40,6 +40,7 @@ def _export(capsys: pytest.CaptureFixture[str], office: ReceivedOffice, out: Pat
     return json.loads(stdout)
 
 
+@pytest.mark.slow
 def test_graded_tree_follows_the_reviews_and_model_evaluate_reads_it(
     office: ReceivedOffice, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

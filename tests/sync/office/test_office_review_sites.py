@@ -78,6 +78,7 @@ def _pair_site(sites: dict[int, dict], type_code: str) -> list[dict]:
     ]
 
 
+@pytest.mark.slow
 def test_a_finding_corrected_to_another_type_joins_a_site_of_that_type(
     office_pair: ReceivedOffice, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -184,6 +185,7 @@ def test_a_new_review_that_reverts_the_types_restores_the_sites(
     assert (crack["office_grade"], crack["reviewed_sightings"]) == (1, 2)  # p0's grade 1 counts
 
 
+@pytest.mark.slow
 def test_a_redelivery_after_a_correction_counts_no_sighting_twice(
     broker: Broker,
     office_pair: ReceivedOffice,

@@ -22,6 +22,8 @@ from support.office_fleet import Receiver
 from support.proxy import TcpProxy
 from support.sync_data import fill_outbox, make_finding, open_outbox, road_jpegs
 
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
+
 VEHICLES = [f"veh-s{i}" for i in range(4)]
 PER_VEHICLE = 150  # the i-th finding of every vehicle is the same damage (same place, grade)
 

@@ -24,6 +24,9 @@ from support.console import (
 )
 from support.pg import new_database
 
+# one console shared by the module (its tests build on each other's reviews), 7-9 s to start
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def live(

@@ -6,8 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.broker import wait_until
 from support.console import PASSWORDS, SPECS, LiveOffice, findings_at
+
+pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 LABELS = {
     "ja": ["道路損傷マップ", "緊急", "要補修", "経過観察", "巡回距離", "確認待ち", "絞り込み"],
