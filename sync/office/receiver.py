@@ -25,10 +25,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edge.backoff import Backoff
 from edge.config.mqtt import MqttConfig
 from edge.wire.ids import FINDING_ID_RE, VEHICLE_ID_RE
 from edge.wire.validate import IMAGE_SCHEMA_TAGS, schema_errors
-from sync.mqtt_client import Backoff, connect, make_client, reason_text
+from sync.mqtt_client import connect, make_client, reason_text
 from sync.office.ownership import NotYours, Ownership
 from sync.office.receipts import ReceiptSender
 from sync.office.store_api import DATABASE_ERRORS, OfficeStore
