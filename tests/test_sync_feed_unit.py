@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -301,3 +302,37 @@ def test_a_failing_status_provider_leaves_its_fields_empty_not_the_message(
     assert schema_errors("status", doc) == []
     assert doc["recording"] is None and doc["alerts"] == [] and doc["queue_depth"] == 0
     assert any("recorder gone" in r.getMessage() for r in caplog.records)
+
+
+def test_images_evicted_while_waiting_in_the_batch_cost_one_query_and_are_given_up(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    jpeg = road_jpegs(1, side_px=SIDE_PX)[0]
+    made = [_add(rig.outbox, i, grade=1, age_s=10 - i, jpeg=jpeg) for i in range(3)]
+    rig.outbox.mark_findings_sent([f.id for f in made])
+    assert _image_ids(rig.take(1)) == [made[0].id]  # the other two wait in the batch
+    for f in made[1:]:
+        (rig.outbox.images_dir / f"{f.id}.jpg").unlink()  # the disk cap evicted them
+    with caplog.at_level(logging.WARNING, logger="sync.publisher"):
+        assert rig.take(10) == []
+    unreadable = [r for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(unreadable) == 2
+    # The outbox was asked once more, saw the files gone and stopped offering them.
+    assert rig.outbox.summary().pending_images == 1  # made[0], in flight
+    rig.ack_all()
+    assert rig.take(10) == [] and rig.outbox.summary().pending_images == 0
+
+
+def test_an_image_whose_record_is_damaged_goes_with_its_topic_alone(rig: Rig) -> None:
+    jpeg = road_jpegs(1, side_px=SIDE_PX)[0]
+    finding = _add(rig.outbox, 0, grade=3, age_s=0, jpeg=jpeg)
+    rig.outbox.mark_findings_sent([finding.id])
+    with sqlite3.connect(rig.outbox.db_path) as conn:  # the record's JSON damaged on disk
+        conn.execute("UPDATE findings SET payload = '{not json' WHERE id = ?", (finding.id,))
+    conn.close()
+    (image,) = rig.take(10)
+    assert image.topic == f"{PREFIX}/{VEHICLE}/image/{finding.id}"
+    props = _unpacked(image)
+    assert props.ContentType == "image/jpeg"
+    assert not hasattr(props, "UserProperty"), "no identity to claim"
+    assert image.payload.startswith(b"\xff\xd8\xff")
