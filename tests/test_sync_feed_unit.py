@@ -87,6 +87,14 @@ def _add(outbox: Outbox, seq: int, grade: int, age_s: float, jpeg: bytes | None)
     return finding
 
 
+def _acked_with_images(outbox: Outbox, count: int, grade: int) -> list[Finding]:
+    """``count`` findings with road images, oldest first, that the broker acknowledged."""
+    jpeg = road_jpegs(1, side_px=SIDE_PX)[0]
+    made = [_add(outbox, i, grade=grade, age_s=10 - i, jpeg=jpeg) for i in range(count)]
+    outbox.mark_findings_sent([f.id for f in made])
+    return made
+
+
 def _kind(message: Message) -> str:
     return message.topic.split("/")[3]
 
@@ -221,10 +229,8 @@ def test_the_privacy_note_of_an_image_travels_in_its_user_properties(rig: Rig) -
 def test_an_image_batch_fetched_ahead_gives_way_to_a_newly_acked_higher_grade(
     rig: Rig,
 ) -> None:
-    jpeg = road_jpegs(1, side_px=SIDE_PX)[0]
-    low = [_add(rig.outbox, i, grade=1, age_s=10 - i, jpeg=jpeg) for i in range(3)]
-    urgent = _add(rig.outbox, 9, grade=3, age_s=0, jpeg=jpeg)
-    rig.outbox.mark_findings_sent([f.id for f in low])  # acked earlier
+    low = _acked_with_images(rig.outbox, 3, grade=1)  # acked earlier
+    urgent = _add(rig.outbox, 9, grade=3, age_s=0, jpeg=road_jpegs(1, side_px=SIDE_PX)[0])
     first = rig.take(2)  # the urgent finding, then one image of the three fetched ahead
     assert _finding_ids(first) == [urgent.id] and _image_ids(first) == [low[0].id]
     assert rig.ledger.acknowledged(1, ok=True) is first[0].sent
@@ -239,9 +245,7 @@ def test_an_image_batch_fetched_ahead_gives_way_to_a_newly_acked_higher_grade(
 def test_an_image_evicted_after_the_query_is_skipped_with_a_warning(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    jpeg = road_jpegs(1, side_px=SIDE_PX)[0]
-    made = [_add(rig.outbox, i, grade=2, age_s=10 - i, jpeg=jpeg) for i in range(3)]
-    rig.outbox.mark_findings_sent([f.id for f in made])
+    made = _acked_with_images(rig.outbox, 3, grade=2)
     messages = rig.feed.messages(10, rig.ledger)
     first = next(messages)
     assert _image_ids([first]) == [made[0].id]
@@ -307,9 +311,7 @@ def test_a_failing_status_provider_leaves_its_fields_empty_not_the_message(
 def test_images_evicted_while_waiting_in_the_batch_cost_one_query_and_are_given_up(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    jpeg = road_jpegs(1, side_px=SIDE_PX)[0]
-    made = [_add(rig.outbox, i, grade=1, age_s=10 - i, jpeg=jpeg) for i in range(3)]
-    rig.outbox.mark_findings_sent([f.id for f in made])
+    made = _acked_with_images(rig.outbox, 3, grade=1)
     assert _image_ids(rig.take(1)) == [made[0].id]  # the other two wait in the batch
     for f in made[1:]:
         (rig.outbox.images_dir / f"{f.id}.jpg").unlink()  # the disk cap evicted them
