@@ -9,6 +9,7 @@ broker acknowledges a publish it refuses as if it had taken it."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -331,6 +332,41 @@ def test_a_publish_the_broker_refuses_is_kept_under_mqtt5_and_lost_to_the_broker
     else:
         assert refused == 0
         assert summary.pending_images == 0 and awaiting.images == len(findings)
+
+
+def test_the_brokers_receive_maximum_is_obeyed_under_mqtt5_and_absent_under_311(
+    tmp_path: Path, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mosquitto's max_inflight_messages is its Receive Maximum (MQTT 5 only). paho ignores it,
+    so the publisher reconnects once with that many on the wire; 3.1.1 has no such limit."""
+    broker = Broker(
+        tmp_path / "broker", listener_conf="allow_anonymous true\nmax_inflight_messages 4\n"
+    )
+    broker.start()
+    findings = fill_outbox(tmp_path / "data", VEHICLE, 12, road_jpegs(2, side_px=64))
+    try:
+        with open_outbox(tmp_path / "data") as outbox:
+            cfg = mqtt_cfg(broker.port, inflight_window=16, protocol=protocol)
+            publisher = Publisher(cfg, outbox, VEHICLE)
+            with caplog.at_level(logging.WARNING, logger="sync.publisher"):
+                publisher.start()
+                try:
+                    assert wait_until(lambda: outbox.summary().pending_images == 0, 20)
+                    link = publisher.link_status()
+                finally:
+                    publisher.stop()
+            assert outbox.summary().pending == 0
+            assert outbox.awaiting_receipt().images == len(findings)
+    finally:
+        broker.kill()
+    said = [r.getMessage() for r in caplog.records if "in flight; reconnecting" in r.getMessage()]
+    assert link.connected and link.last_error is None
+    if protocol == "5":
+        assert len(said) == 1 and said[0].startswith("broker takes 4 in flight; reconnecting")
+        assert publisher.counters.connects == 1 and publisher.counters.connect_failures == 1
+    else:
+        assert said == []
+        assert publisher.counters.connects == 1 and publisher.counters.connect_failures == 0
 
 
 def test_service_publishes_the_recorders_status_retained_and_offline_at_stop(
