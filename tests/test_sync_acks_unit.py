@@ -15,11 +15,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 import sync.acks
 import sync.ledger
+from edge.backoff import Backoff
 from edge.outbox import Outbox
 from sync.acks import Acknowledgements, PublisherCounters
 from sync.ledger import Ledger, Sent
 from sync.link import LinkTracker
-from sync.mqtt_client import Backoff
 
 VEHICLE = "veh-acks"
 SUCCESS = ReasonCode(PacketTypes.PUBACK, "Success")

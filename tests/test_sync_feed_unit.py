@@ -25,9 +25,9 @@ from edge.outbox import Outbox
 from edge.privacy.anonymise import privacy_note
 from edge.status import Status
 from edge.types import Finding, Fix, FixMode
+from edge.wire.validate import IMAGE_SCHEMA_TAG, schema_errors
 from sync.feed import Message, OutboxFeed
 from sync.ledger import Ledger
-from sync.payloads import IMAGE_SCHEMA_TAG, schema_errors
 
 VEHICLE = "veh-feed"
 PREFIX = "city/rp"

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sync.link
+from edge.backoff import Backoff
 from sync.link import LinkTracker, utc_now
 from sync.link_reason import link_reason
-from sync.mqtt_client import Backoff
 
 T = "2026-05-01T08:{:02d}:00.000000Z".format
 
