@@ -27,7 +27,7 @@ from _office_fleet import Receiver
 from _pg_fixtures import pg_cluster, pg_url, store_db
 
 from sync.drain import drain
-from sync.office.receiver import MessageHandler
+from sync.office.messages import MessageHandler
 from sync.office.store_api import open_store
 
 __all__ = ["broker", "pg_cluster", "pg_url", "store_db"]
