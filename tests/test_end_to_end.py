@@ -14,8 +14,8 @@ from pathlib import Path
 
 from _mqtt_fixtures import Broker, broker, wait_until
 
-from edge.config.loader import default_model_package
 from edge.grading.manifest import load_manifest
+from edge.model_store.shipped import default_model_package
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "edge" / "demo"

@@ -11,8 +11,8 @@ import pytest
 from _adapt_fixtures import graded_crops, rdd_folders, tiny_voc
 from _model_store_fixtures import SHIPPED_INT8, copy_package
 
-from edge.config.loader import default_model_package
 from edge.grading.manifest import load_manifest
+from edge.model_store.shipped import default_model_package
 
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 

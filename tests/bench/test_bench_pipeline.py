@@ -22,8 +22,9 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edge.config.loader import AppConfig, default_model_package, demo_config
+from edge.config.loader import AppConfig, demo_config
 from edge.grading.grader import Grader
+from edge.model_store.shipped import default_model_package
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = sorted((REPO / "edge" / "demo" / "frames").glob("*.jpg"))
