@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge.config.loader import AppConfig, ConfigError, demo_config, load_config
+from edge.config.loader import AppConfig, demo_config, load_config
 from edge.config.paths import absent_paths, data_dir_problem
 from edge.errors import UsageError
 from edge.grading.manifest import ModelPackageError
@@ -115,13 +115,7 @@ def _stop_on_signals(event: threading.Event) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"roadpatrol run: {args.config}: configuration refused:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)  # a ConfigError is shown by edge.cli, exit 2
     if unusable := data_dir_problem(config.vehicle.data_dir):
         # Nowhere to keep a finding: starting would only lose them (or traceback).
         print(f"roadpatrol run: {unusable}", file=sys.stderr)

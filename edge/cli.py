@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from edge import app
 from edge.config import check as config_check
+from edge.config.loader import ConfigError
 from edge.errors import UsageError
 from edge.gps import cli as gps_cli
 from edge.outbox import cli as outbox_cli
@@ -59,6 +60,11 @@ def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None)
         return handler(args)
     except UsageError as exc:
         print(f"{parser.prog} {getattr(args, 'command', '')}: error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:  # the one place a refused config file is shown
+        lines = exc.lines()
+        print(f"{parser.prog} {getattr(args, 'command', '')}: {lines[0]}", file=sys.stderr)
+        print("\n".join(lines[1:]), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

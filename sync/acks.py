@@ -14,9 +14,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from edge.backoff import Backoff
 from sync.ledger import Ledger, Marked, Sent
 from sync.link import LinkTracker
-from sync.mqtt_client import Backoff, reason_text
+from sync.mqtt_client import reason_text
 
 log = logging.getLogger("sync.publisher")
 

@@ -11,7 +11,6 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from edge.config.loader import load_config
 from edge.config.mqtt import MqttConfig
@@ -60,13 +59,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _from_config(path: Path) -> tuple[MqttConfig, Path, str, OutboxConfig]:
-    try:
-        app: Any = load_config(path)
-    except Exception as exc:  # the loader's own error names the file and field
-        raise UsageError(f"--config {path}: {exc}") from None
-    outbox_cfg = getattr(app, "outbox", None) or OutboxConfig()
-    vehicle = app.vehicle
-    return app.mqtt, Path(vehicle.data_dir), vehicle.vehicle_id, outbox_cfg
+    app = load_config(path)  # a ConfigError is shown by edge.cli, exit 2
+    return app.mqtt, Path(app.vehicle.data_dir), app.vehicle.vehicle_id, app.outbox
 
 
 def _drain(args: argparse.Namespace) -> int:

@@ -9,10 +9,19 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from edge.status import LinkStatus
 from edge.wire.serialize import format_utc
 from sync.link_reason import link_reason
+
+
+class LinkState(StrEnum):
+    """Where the publisher's connection is; only the publisher thread changes it."""
+
+    OFFLINE = "offline"  # no client: the next attempt waits for its backoff
+    CONNECTING = "connecting"  # a client, no CONNACK yet (dropped after connect_timeout_s)
+    CONNECTED = "connected"  # CONNACK accepted: records go out
 
 
 class LinkTracker:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+# "cannot connect to HOST:PORT: <why>": the host is a name the fleet chose ("tls.office…").
+_WHERE = re.compile(r"^cannot connect to \S+: ")
+
 # Most specific first: a TLS handshake refused by the peer also says "connection".
 _REASONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("config", re.compile(r"^mqtt\.(tls\.|password)", re.IGNORECASE)),
@@ -18,7 +21,7 @@ _REASONS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(r"not authori[sz]ed|bad user ?name or password|0x8[67]\b", re.IGNORECASE),
     ),
     ("refused", re.compile(r"connection refused|errno 111\b", re.IGNORECASE)),
-    ("timeout", re.compile(r"timed out|no PUBACK", re.IGNORECASE)),
+    ("timeout", re.compile(r"timed out|no PUBACK|no CONNACK", re.IGNORECASE)),
     (
         "unreachable",
         re.compile(
@@ -38,6 +41,7 @@ def link_reason(error: str | None) -> str | None:
         return None
     # "<refusal>; then <what happened next>": the first cause is the one to show.
     first = error.split("; then ", 1)[0]
+    first = _WHERE.sub("cannot connect: ", first)  # the reason is in why, never in where
     for code, pattern in _REASONS:
         if pattern.search(first):
             return code

@@ -1,4 +1,4 @@
-"""Building paho clients from the ``mqtt`` config, and the reconnect backoff.
+"""Building paho clients from the ``mqtt`` config (the reconnect backoff: edge.backoff).
 
 Both the vehicle's publisher and the office receiver connect the same way (protocol version,
 TLS, user name and password), so the paho set-up lives here once.
@@ -6,9 +6,7 @@ TLS, user name and password), so the paho set-up lives here once.
 
 from __future__ import annotations
 
-import random
 import ssl
-from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -96,30 +94,3 @@ def reason_text(reason_code: Any) -> str:
     """'Not authorized (0x87)' for a paho ReasonCode; str() for anything else."""
     value = getattr(reason_code, "value", None)
     return f"{reason_code} (0x{value:02x})" if isinstance(value, int) else str(reason_code)
-
-
-class Backoff:
-    """Exponential backoff with jitter, so a fleet does not reconnect in lock-step.
-
-    Each delay is drawn between half and all of min_s·2ⁿ, capped at max_s.
-    """
-
-    def __init__(
-        self, min_s: float, max_s: float, rand: Callable[[], float] = random.random
-    ) -> None:
-        self.min_s = min_s
-        self.max_s = max_s
-        self._rand = rand
-        self._failures = 0
-
-    def next_delay_s(self) -> float:
-        ceiling = min(self.max_s, self.min_s * (2 ** min(self._failures, 30)))
-        self._failures += 1
-        return ceiling * (0.5 + 0.5 * self._rand())
-
-    def reset(self) -> None:
-        self._failures = 0
-
-    @property
-    def failures(self) -> int:
-        return self._failures

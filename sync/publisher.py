@@ -25,18 +25,19 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from edge.backoff import Backoff
 from edge.config.mqtt import MqttConfig
 from edge.outbox import Outbox
 from edge.status import LinkStatus, Status
+from edge.waker import SelectWaker
 from edge.wire.ids import boot_id as this_boot_id
 from edge.wire.ids import check_vehicle_id
 from sync.acks import Acknowledgements, PublisherCounters
 from sync.feed import Message, OutboxFeed
 from sync.ledger import Ledger, Marked
-from sync.link import LinkTracker
-from sync.mqtt_client import Backoff, connect, make_client, reason_text
+from sync.link import LinkState, LinkTracker
+from sync.mqtt_client import connect, make_client, reason_text
 from sync.receipts import Requeue
-from sync.select_waker import SelectWaker
 
 log = logging.getLogger("sync.publisher")
 
@@ -84,7 +85,7 @@ class Publisher:
         self._ledger = Ledger(outbox)
         self._acks = Acknowledgements(self._ledger, self.counters, self._link, refusal_backoff)
         self._client: mqtt.Client | None = None
-        self._ready = False  # CONNACK accepted
+        self._state = LinkState.OFFLINE  # no client until the first connect attempt
         self._drop_reason: str | None = None  # set by callbacks, acted on by the loop
         self._connect_started = self._next_connect = self._next_poll = 0.0
         self._next_status = 0.0
@@ -149,7 +150,7 @@ class Publisher:
         if self._ledger.inflight or self._ledger.acks_waiting or self._client.want_write():
             rc = self._client.loop(timeout=0.01)
         else:  # idle: wait for the broker, the next poll, or wake()/stop(), whichever is first
-            polling = self._ready and now >= self._acks.paused_until
+            polling = self._state is LinkState.CONNECTED and now >= self._acks.paused_until
             wait_s = min(0.2, max(0.0, self._next_poll - now)) if polling else 0.05
             self._nudge.wait(self._client.socket(), wait_s)
             rc = self._client.loop(timeout=0.0)
@@ -158,7 +159,7 @@ class Publisher:
             self._drop(self._drop_reason)
         elif rc != mqtt.MQTT_ERR_SUCCESS:
             self._drop(f"connection lost: {mqtt.error_string(rc)}")
-        elif not self._ready:
+        elif self._state is LinkState.CONNECTING:
             if time.monotonic() - self._connect_started > self.cfg.connect_timeout_s:
                 self._drop(f"no CONNACK within {self.cfg.connect_timeout_s:g} s")
         elif not self._check_stall():
@@ -170,7 +171,6 @@ class Publisher:
 
     def _connect(self) -> None:
         self._drop_reason = None
-        self._ready = False
         try:
             client = make_client(self.cfg, self.client_id, clean_start=True)
         except ValueError as exc:  # unreadable credentials or certificates
@@ -193,6 +193,7 @@ class Publisher:
             self._fail(f"cannot connect to {self.cfg.host}:{self.cfg.port}: {exc}")
             return
         self._client = client
+        self._state = LinkState.CONNECTING
 
     def _fail(self, reason: str) -> None:
         if self._acks.refusal is not None:
@@ -219,7 +220,7 @@ class Publisher:
                 self._drop_reason = f"broker takes {receive_max} in flight; reconnecting"
                 return
             self._receive_max = receive_max
-        self._ready = True
+        self._state = LinkState.CONNECTED
         self._backoff.reset()
         self._next_status = self._next_poll = 0.0
         self._acks.connected()
@@ -228,7 +229,7 @@ class Publisher:
         log.info("connected to %s:%d as %s", self.cfg.host, self.cfg.port, self.client_id)
 
     def _on_disconnect(self, client: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
-        if client is self._client and self._ready and rc.is_failure:
+        if client is self._client and self._state is LinkState.CONNECTED and rc.is_failure:
             self._drop_reason = f"connection closed: {reason_text(rc)}"
 
     def _on_publish(self, client: mqtt.Client, u: Any, mid: int, rc: Any, props: Any) -> None:
@@ -244,7 +245,7 @@ class Publisher:
             self._ledger.forget_acks()
             self._ledger.forget_inflight()
         client, self._client = self._client, None
-        self._ready = False
+        self._state = LinkState.OFFLINE
         self._idle.clear()
         if client is not None:
             try:
@@ -335,7 +336,7 @@ class Publisher:
 
     def _shutdown(self) -> None:
         """Say offline (retained), let the last PUBACKs in, and disconnect cleanly."""
-        if self._client is None or not self._ready:
+        if self._state is not LinkState.CONNECTED:
             if self._client is not None:
                 self._drop("stopped")
             return
@@ -352,4 +353,5 @@ class Publisher:
             self._client.disconnect()
             self._client.loop(timeout=0.1)
             self._client = None
+        self._state = LinkState.OFFLINE
         self._link.set(connected=False, error=None)

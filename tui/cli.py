@@ -55,14 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace) -> int:
     lang, refresh_hz = args.lang, args.refresh_hz
     if args.config is not None:
-        from edge.config.loader import ConfigError, load_config
+        from edge.config.loader import load_config
 
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            raise UsageError(
-                f"{args.config}: configuration refused: " + "; ".join(exc.problems)
-            ) from exc
+        config = load_config(args.config)  # a ConfigError is shown by edge.cli, exit 2
         path = socket_path_for(config.vehicle.data_dir)
         lang = lang or config.screen.lang
         refresh_hz = refresh_hz or config.screen.refresh_hz

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 
+from edge.backoff import Backoff
 from edge.capture.slot import LatestFrameSlot
 from edge.capture.sources import FrameSource, open_frame_source
 from edge.config.capture import CameraConfig
@@ -126,7 +127,7 @@ class CaptureThread:
                 self._recent_ns.popleft()
 
     def _run(self) -> None:
-        backoff_s = self._initial_s
+        backoff = Backoff(self._initial_s, self._max_s, jitter=False)  # a local device
         attempt = 0
         is_open = False
         try:
@@ -135,8 +136,7 @@ class CaptureThread:
                     is_open = self._try_open(attempt)
                     attempt += 1
                     if not is_open:
-                        self._stop.wait(backoff_s)
-                        backoff_s = min(backoff_s * 2, self._max_s)
+                        self._stop.wait(backoff.next_delay_s())
                         continue
                 try:
                     frame = self.source.read()
@@ -145,8 +145,7 @@ class CaptureThread:
                     self._set_lost(str(exc) or type(exc).__name__)
                     self.source.close()
                     is_open = False
-                    self._stop.wait(backoff_s)
-                    backoff_s = min(backoff_s * 2, self._max_s)
+                    self._stop.wait(backoff.next_delay_s())
                     continue
                 if frame is None:
                     log.info("camera %s: replay ended", self.source.name)
@@ -154,7 +153,7 @@ class CaptureThread:
                         self._connected = False
                     self.ended.set()
                     return
-                backoff_s = self._initial_s
+                backoff.reset()
                 self._record(frame)
         finally:
             self.source.close()

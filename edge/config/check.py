@@ -18,9 +18,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
     except ConfigError as exc:
-        print(f"{exc.path}: {len(exc.problems)} problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        # The check's verdict, not misuse: 1, as for absent paths below (other commands: 2).
+        print("\n".join(exc.lines()), file=sys.stderr)
         return 1
     absent = absent_paths(config)
     for warning in absent.warnings:

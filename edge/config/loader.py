@@ -102,6 +102,14 @@ class ConfigError(Exception):
         self.path, self.problems = path, problems
         super().__init__(f"{path}: " + "; ".join(problems))
 
+    def lines(self) -> list[str]:
+        """How every command shows a refused file (edge.cli, `config check`): the file and
+        count, then one problem a line."""
+        return [
+            f"{self.path}: configuration refused, {len(self.problems)} problem(s):",
+            *(f"  {problem}" for problem in self.problems),
+        ]
+
 
 MAX_CONFIG_BYTES = 1024 * 1024  # a vehicle's file is a few KB; more is not a config
 MAX_PROBLEMS_SHOWN = 50  # past that, the count says enough

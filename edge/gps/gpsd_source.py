@@ -15,7 +15,8 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
-from edge.gps.sources import Backoff, Clock, SourceStats, read_reconnecting
+from edge.backoff import Backoff
+from edge.gps.sources import Clock, SourceStats, read_reconnecting
 from edge.types import Fix, FixMode, FixQuality
 
 _NS = 1_000_000_000
@@ -54,7 +55,7 @@ class GpsdSource:
         self._port = port
         self._connect_timeout_s = connect_timeout_s
         self._silence_ns = int(silence_reconnect_s * _NS)
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, jitter=False)
         self._clock = clock
         self._sock: socket.socket | None = None
         self._buffer = b""

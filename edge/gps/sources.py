@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import serial
 
+from edge.backoff import Backoff
 from edge.gps.epoch import NmeaCounters, NmeaStreamDecoder
 from edge.types import Fix
 
@@ -60,23 +61,6 @@ class FixSource(Protocol):
     def stats(self) -> SourceStats: ...
 
     def close(self) -> None: ...
-
-
-class Backoff:
-    """Pause between reconnect attempts: doubles after each failure, up to a ceiling."""
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        self._initial_ns = int(initial_s * _NS)
-        self._max_ns = int(max_s * _NS)
-        self._next_ns = self._initial_ns
-        self.not_before_ns = 0
-
-    def failed(self, now_ns: int) -> None:
-        self.not_before_ns = now_ns + self._next_ns
-        self._next_ns = min(self._next_ns * 2, self._max_ns)
-
-    def succeeded(self) -> None:
-        self._next_ns = self._initial_ns
 
 
 def _stats_from(name: str, c: NmeaCounters, **kw: object) -> SourceStats:
@@ -258,7 +242,7 @@ class SerialNmeaSource:
         self._chunk_timeout_s = chunk_timeout_s
         self._idle_ns = int(idle_flush_s * _NS)
         self._silence_ns = int(silence_reopen_s * _NS)
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, jitter=False)
         self._clock = clock
         self._decoder = NmeaStreamDecoder()
         self._ready: deque[Fix] = deque()

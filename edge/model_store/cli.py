@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from edge.config.loader import ConfigError, load_config
+from edge.config.loader import load_config
 from edge.errors import UsageError
 from edge.grading.manifest import ModelPackageError, load_manifest
 from edge.model_store import ModelStore, generate_keypair, sign_manifest
@@ -26,10 +26,7 @@ def _store(args: argparse.Namespace) -> ModelStore:
         raise UsageError("give exactly one of --data-dir DIR or --config FILE")
     extra_keys = tuple(args.trusted_key or ())
     if args.config is not None:
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from exc
+        config = load_config(args.config)  # a ConfigError is shown by edge.cli, exit 2
         store = ModelStore.from_config(config)
         return ModelStore(store.root, store.trusted_keys + extra_keys)
     return ModelStore(args.data_dir / "models", extra_keys)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import cv2
 
-from edge.config.loader import ConfigError, load_config
+from edge.config.loader import load_config
 from edge.config.privacy import PrivacyConfig
-from edge.errors import UsageError
 from edge.privacy.anonymise import Anonymiser, encode_jpeg
 from edge.privacy.detect import PrivacyError
 
@@ -39,10 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _settings(path: Path | None) -> PrivacyConfig:
     if path is None:
         return PrivacyConfig()
-    try:
-        return load_config(path).privacy
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
+    return load_config(path).privacy  # a ConfigError is shown by edge.cli, exit 2
 
 
 def run_check(args: argparse.Namespace) -> int:

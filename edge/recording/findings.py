@@ -22,6 +22,7 @@ from edge.recording.merge import MergeRules, Sighting, better, covers, same_dama
 from edge.status import RecentFinding
 from edge.types import ClockSource, Damage, Finding, FindingOrigin, Frame, GradedFrame
 from edge.wire.ids import new_finding_id
+from edge.wire.serialize import format_utc
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class FindingWriter:
         self._recent.appendleft(
             RecentFinding(
                 id=finding.id,
-                captured_at_utc=finding.captured_at_utc.isoformat().replace("+00:00", "Z"),
+                captured_at_utc=format_utc(finding.captured_at_utc),
                 grade=finding.grade,
                 type_codes=tuple(sorted({d.type_code for d in finding.damages})),
                 origin=str(finding.origin),

@@ -26,12 +26,12 @@ from edge.grading.grader import Grader
 from edge.model_store.active import ActiveModel
 from edge.outbox import Outbox
 from edge.privacy.stage import stage_for
+from edge.recording.alerts import alerts_for
 from edge.recording.drivers import FrameDriver, LiveDriver
 from edge.recording.findings import FindingWriter
 from edge.recording.merge import MergeRules
 from edge.recording.replay import ReplayDriver
 from edge.status import (
-    Alert,
     GpsStatus,
     LinkStatus,
     ModelStatus,
@@ -41,6 +41,7 @@ from edge.status import (
 )
 from edge.types import Frame, GradedFrame
 from edge.wire.ids import new_finding_id
+from edge.wire.serialize import format_utc
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class Recorder:
             last_update_result=result,
             last_update_reason=reason,
             last_update_activated=activated,
-            last_update_at_utc=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            last_update_at_utc=format_utc(datetime.now(UTC)),
         )
 
     # ---- life cycle ----
@@ -282,36 +283,21 @@ class Recorder:
         )
         outbox = self._outbox_status
         link = self._link_provider() if self._link_provider else LinkStatus()
-        alerts = []
-        if self._ended.is_set() and not self._stop.is_set():
-            # The replay's end, not a hardware fault: no antenna or cable advice.
-            alerts.append(Alert.REPLAY_FINISHED)
-        else:
-            if gps.mode < 2 or gps.fix_age_s is None or gps.fix_age_s > 5.0:
-                alerts.append(Alert.NO_GPS_FIX)
-            if not gps.clock_set:
-                alerts.append(Alert.CLOCK_NOT_SET)
-            if not camera.connected:
-                alerts.append(Alert.CAMERA_LOST)
-        if outbox.disk_low:
-            alerts.append(Alert.DISK_LOW)
-        if outbox.evicting:
-            alerts.append(Alert.EVICTING_IMAGES)
-        if self.model_error:
-            alerts.append(Alert.MODEL_REFUSED)
-        silent_s, mqtt = outbox.office_silent_s, self.config.mqtt
-        if mqtt.enabled and silent_s is not None and silent_s >= mqtt.receipt_alert_s:
-            alerts.append(Alert.OFFICE_SILENT)
         privacy = self.images.status()
-        if not privacy.enabled:
-            alerts.append(Alert.PRIVACY_OFF)
-        elif privacy.error:
-            alerts.append(Alert.PRIVACY_FAILED)
+        alerts = alerts_for(
+            replay_over=self._ended.is_set() and not self._stop.is_set(),
+            camera=camera,
+            gps=gps,
+            outbox=outbox,
+            model_error=self.model_error,
+            privacy=privacy,
+            mqtt=self.config.mqtt,
+        )
         by_grade, recent = self.findings.counts()
         return Status(
             recording=not self._stop.is_set() and not self._ended.is_set(),
             vehicle_id=self.config.vehicle.vehicle_id,
-            started_at_utc=self.started_at_utc.isoformat().replace("+00:00", "Z"),
+            started_at_utc=format_utc(self.started_at_utc),
             distance_m=round(self.history.odometer_m, 1),
             findings_by_grade=by_grade,
             camera=camera,
@@ -321,7 +307,7 @@ class Recorder:
             link=link,
             privacy=privacy,
             recent=recent,
-            alerts=tuple(alerts),
+            alerts=alerts,
         )
 
 

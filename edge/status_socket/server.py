@@ -24,6 +24,7 @@ from edge.status_socket.protocol import (
     check_path_length,
     encode_line,
 )
+from edge.waker import SelectWaker
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class StatusServer:
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._waker = SelectWaker()  # stop() ends the selector wait at once
         self.dropped_statuses = 0
         self.status_errors = 0
         self.refused_marks = 0
@@ -90,8 +91,7 @@ class StatusServer:
 
     def stop(self) -> None:
         self._stop.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+        self._waker.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         for client in list(self._clients.values()):
@@ -100,8 +100,7 @@ class StatusServer:
             self._listener.close()
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-        self._wake_r.close()
-        self._wake_w.close()
+        self._waker.close()
 
     def __enter__(self) -> StatusServer:
         self.start()
@@ -152,7 +151,7 @@ class StatusServer:
         assert self._listener is not None
         sel = selectors.DefaultSelector()
         sel.register(self._listener, selectors.EVENT_READ, None)
-        sel.register(self._wake_r, selectors.EVENT_READ, None)
+        sel.register(self._waker, selectors.EVENT_READ, None)
         next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -164,9 +163,8 @@ class StatusServer:
                 for key, events in sel.select(timeout=max(0.0, next_tick - time.monotonic())):
                     if key.fileobj is self._listener:
                         self._accept(sel)
-                    elif key.fileobj is self._wake_r:
-                        with contextlib.suppress(OSError):
-                            self._wake_r.recv(64)
+                    elif key.fileobj is self._waker:
+                        self._waker.drain()
                     else:
                         self._serve_client(key.data, events, sel)
         finally:

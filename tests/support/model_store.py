@@ -82,11 +82,11 @@ class GatedRecorder(Recorder):
         self.gate_at = gate_at
         self.reached, self.release = threading.Event(), threading.Event()
 
-    def _consider(self, frame: Frame, lossless: bool = False) -> None:
+    def _consider(self, frame: Frame) -> None:
         if frame.seq == self.gate_at:
             self.reached.set()
             assert self.release.wait(60)
-        super()._consider(frame, lossless)
+        super()._consider(frame)
 
 
 def model_ids_by_seq(data_dir: Path) -> list[str]:

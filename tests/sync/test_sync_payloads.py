@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
+from edge.backoff import Backoff
 from edge.config.mqtt import MqttConfig
 from edge.types import (
     Damage,
@@ -25,7 +26,6 @@ from edge.types import (
 from edge.wire.ids import new_finding_id
 from edge.wire.serialize import finding_from_dict, finding_to_dict
 from edge.wire.validate import SCHEMA_KINDS, load_schema, schema_errors
-from sync.mqtt_client import Backoff
 from sync.payloads import finding_payload
 
 unit = st.floats(0, 1, allow_nan=False)

@@ -1,11 +1,21 @@
-"""The publisher against a real mosquitto: order, schemas, outages, half-open links, refusals."""
+"""The publisher against a real mosquitto: order, schemas, outages, half-open links, refusals.
+
+Every test runs twice, the vehicle speaking MQTT 5 (``mqtt5``) and MQTT 3.1.1 (``mqtt311``);
+the office receiver stays on MQTT 5. Where the versions differ, each asserts its own: 3.1.1
+has no PUBLISH properties, so a message carries no content type and an image no user
+properties (its topic names vehicle and finding, its EXIF the whole record), and a 3.1.1
+broker acknowledges a publish it refuses as if it had taken it."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
+import pytest
+
+from edge.outbox.exif_finding import finding_from_jpeg
 from edge.types import Fix, FixMode
 from edge.wire.validate import IMAGE_SCHEMA_TAG, schema_errors
 from sync.publisher import Publisher
@@ -18,12 +28,19 @@ from support.sync_data import fill_outbox, make_finding, open_outbox, road_jpegs
 VEHICLE = "veh-7"
 
 
+@pytest.fixture(params=["5", "3.1.1"], ids=["mqtt5", "mqtt311"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    """The vehicle's ``mqtt.protocol``."""
+    version: str = request.param
+    return version
+
+
 def _findings_in(messages: list[tuple[str, bytes, dict[str, object], bool]]) -> list[dict]:
     return [json.loads(p) for t, p, _, _ in messages if t.endswith("/finding")]
 
 
 def test_sends_grade_3_first_images_after_their_findings_and_every_payload_fits_its_schema(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, protocol: str
 ) -> None:
     findings = fill_outbox(tmp_path / "data", VEHICLE, 40, road_jpegs(4, side_px=96))
     with open_outbox(tmp_path / "data") as outbox:
@@ -40,7 +57,8 @@ def test_sends_grade_3_first_images_after_their_findings_and_every_payload_fits_
             assert outbox.add_track_point(fix) is not None
         collector = Collector(broker.port)
         # A window of 4 makes the order visible: only the outbox's order decides what goes next.
-        publisher = Publisher(mqtt_cfg(broker.port, inflight_window=4), outbox, VEHICLE)
+        cfg = mqtt_cfg(broker.port, inflight_window=4, protocol=protocol)
+        publisher = Publisher(cfg, outbox, VEHICLE)
         publisher.start()
         try:
             assert wait_until(lambda: outbox.summary().pending_images == 0, 30)
@@ -63,25 +81,46 @@ def test_sends_grade_3_first_images_after_their_findings_and_every_payload_fits_
     grades = [f["grade"] for f in sent]
     assert grades == sorted(grades, reverse=True), "grade 3 first, then by grade"
 
+    mqtt5 = protocol == "5"
+    by_id = {f.id: f for f in findings}
     position_of = {}
     for index, (topic, payload, meta, _) in enumerate(collector_msgs):
         kind = topic.split("/")[3]
+        if kind in ("finding", "track", "status"):
+            # 3.1.1 has no properties at all: no content type, no payload format indicator.
+            assert meta == {"content_type": "application/json" if mqtt5 else None, "user": {}}
         if kind == "finding":
             doc = json.loads(payload)
             assert schema_errors("finding", doc) == []
             assert doc["schema"] == {"name": "roadpatrol.finding", "version": 1}
             assert topic == f"roadpatrol/v1/{VEHICLE}/finding"
-            assert meta["content_type"] == "application/json"
             position_of[doc["id"]] = index
         elif kind == "image":
             finding_id = topic.split("/")[4]
             assert position_of[finding_id] < index, "an image only after its finding"
             assert payload.startswith(b"\xff\xd8\xff")
-            assert meta["content_type"] == "image/jpeg"
+            # Under both versions the picture itself carries its whole record (EXIF).
+            in_exif = finding_from_jpeg(payload, "unused")
+            expected = by_id[finding_id]
+            assert (in_exif.id, in_exif.vehicle_id, in_exif.boot_id, in_exif.seq) == (
+                finding_id,
+                VEHICLE,
+                expected.boot_id,
+                expected.seq,
+            )
             user = meta["user"]
             assert isinstance(user, dict)
-            assert schema_errors("image", user) == []
-            assert user["schema"] == IMAGE_SCHEMA_TAG and user["finding_id"] == finding_id
+            if mqtt5:
+                assert meta["content_type"] == "image/jpeg"
+                assert schema_errors("image", user) == []
+                assert user["schema"] == IMAGE_SCHEMA_TAG and user["finding_id"] == finding_id
+                assert (user["vehicle_id"], user["boot_id"], user["seq"]) == (
+                    VEHICLE,
+                    expected.boot_id,
+                    str(expected.seq),
+                )
+            else:  # only the topic (vehicle, finding id) and the EXIF say what it is
+                assert meta == {"content_type": None, "user": {}}
         elif kind == "track":
             doc = json.loads(payload)
             assert schema_errors("track", doc) == []
@@ -94,14 +133,15 @@ def test_sends_grade_3_first_images_after_their_findings_and_every_payload_fits_
 
 
 def test_offline_for_a_whole_run_then_the_broker_appears_and_everything_arrives(
-    tmp_path: Path,
+    tmp_path: Path, protocol: str
 ) -> None:
     port = free_port()
-    cfg = mqtt_cfg(port)
+    office_cfg = mqtt_cfg(port)
+    cfg = mqtt_cfg(port, protocol=protocol)
     office_broker = Broker(tmp_path / "broker", port=port)
     # The office's persistent session exists before the vehicle leaves the depot.
     office_broker.start()
-    with Office(tmp_path / "office", cfg) as office:
+    with Office(tmp_path / "office", office_cfg) as office:
         pass
     office_broker.stop()
 
@@ -130,7 +170,7 @@ def test_offline_for_a_whole_run_then_the_broker_appears_and_everything_arrives(
             publisher.stop()
         assert outbox.summary().pending == 0
     try:
-        with Office(tmp_path / "office", cfg) as office:
+        with Office(tmp_path / "office", office_cfg) as office:
             expected = {f.id for f in early + late}
             assert wait_until(lambda: office.store.counts().images == 20, 20)
             assert office.store.finding_ids() == expected
@@ -139,11 +179,13 @@ def test_offline_for_a_whole_run_then_the_broker_appears_and_everything_arrives(
         office_broker.kill()
 
 
-def test_half_open_link_is_detected_and_nothing_is_lost(broker: Broker, tmp_path: Path) -> None:
+def test_half_open_link_is_detected_and_nothing_is_lost(
+    broker: Broker, tmp_path: Path, protocol: str
+) -> None:
     proxy = TcpProxy(broker.port)
     data_dir = tmp_path / "data"
     first = fill_outbox(data_dir, VEHICLE, 5, [])
-    cfg = mqtt_cfg(proxy.port, puback_timeout_s=2.0)
+    cfg = mqtt_cfg(proxy.port, puback_timeout_s=2.0, protocol=protocol)
     try:
         with (
             Office(tmp_path / "office", mqtt_cfg(broker.port)) as office,
@@ -175,12 +217,12 @@ def test_half_open_link_is_detected_and_nothing_is_lost(broker: Broker, tmp_path
 
 
 def test_connection_dropped_mid_publish_resends_and_office_sees_each_once(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, protocol: str
 ) -> None:
     proxy = TcpProxy(broker.port)
     data_dir = tmp_path / "data"
     findings = fill_outbox(data_dir, VEHICLE, 30, road_jpegs(6))  # full-size frames: ~80 KB
-    cfg = mqtt_cfg(proxy.port, inflight_window=8)
+    cfg = mqtt_cfg(proxy.port, inflight_window=8, protocol=protocol)
     status_seen = Collector(broker.port, f"roadpatrol/v1/{VEHICLE}/status")
     try:
         with (
@@ -208,9 +250,12 @@ def test_connection_dropped_mid_publish_resends_and_office_sees_each_once(
         proxy.stop()
 
 
-def test_mqtt_311_is_selectable(broker: Broker, tmp_path: Path) -> None:
+def test_the_office_stores_the_images_of_either_version(
+    broker: Broker, tmp_path: Path, protocol: str
+) -> None:
+    """An MQTT 5 office takes 3.1.1 images, which come without any user property."""
     findings = fill_outbox(tmp_path / "data", VEHICLE, 6, road_jpegs(2, side_px=64))
-    cfg = mqtt_cfg(broker.port, protocol="3.1.1")
+    cfg = mqtt_cfg(broker.port, protocol=protocol)
     with (
         Office(tmp_path / "office", mqtt_cfg(broker.port)) as office,
         open_outbox(tmp_path / "data") as outbox,
@@ -223,10 +268,99 @@ def test_mqtt_311_is_selectable(broker: Broker, tmp_path: Path) -> None:
             publisher.stop()
         assert wait_until(lambda: office.store.counts().images == 6, 10)
         assert office.store.finding_ids() == {f.id for f in findings}
+        for f in findings:
+            stored = office.store.image_path_for(VEHICLE, f.id).read_bytes()
+            assert finding_from_jpeg(stored, "unused").id == f.id, "each image under its own id"
+
+
+def test_a_publish_the_broker_refuses_is_kept_under_mqtt5_and_lost_to_the_broker_under_311(
+    tmp_path: Path, protocol: str
+) -> None:
+    """The broker's ACL takes this vehicle's findings and status but not its images. MQTT 5
+    says so (PUBACK 0x87): the images stay pending, the link names the reason. A 3.1.1 broker
+    acknowledges them as if delivered: only the office's missing receipts can tell."""
+    acl = tmp_path / "acl"
+    acl.write_text(
+        f"topic write roadpatrol/v1/{VEHICLE}/finding\n"
+        f"topic write roadpatrol/v1/{VEHICLE}/status\n"
+        "topic read roadpatrol/v1/#\n",
+        encoding="utf-8",
+    )
+    broker = Broker(tmp_path / "broker", listener_conf=f"allow_anonymous true\nacl_file {acl}\n")
+    broker.start()
+    findings = fill_outbox(tmp_path / "data", VEHICLE, 3, road_jpegs(1, side_px=64))
+    try:
+        collector = Collector(broker.port)
+        with open_outbox(tmp_path / "data") as outbox:
+            publisher = Publisher(mqtt_cfg(broker.port, protocol=protocol), outbox, VEHICLE)
+            publisher.start()
+            try:
+                assert wait_until(lambda: outbox.summary().pending == 0, 15), "findings go"
+                # mosquitto 2.0 (with max_queued_messages 0) also closes the connection after
+                # a denied publish, under either version: the refusal must stay the reason.
+                if protocol == "5":
+                    assert wait_until(lambda: publisher.counters.refused >= 1, 10)
+                    link = publisher.link_status()
+                    assert link.last_reason == "not_authorised", link.last_error
+                    assert "broker refused image" in (link.last_error or "")
+                else:
+                    assert wait_until(lambda: outbox.summary().pending_images == 0, 10)
+                    link = publisher.link_status()
+                    assert "refused" not in (link.last_error or ""), link.last_error
+            finally:
+                publisher.stop()
+            summary, awaiting = outbox.summary(), outbox.awaiting_receipt()
+            refused = publisher.counters.refused
+        images_seen = [t for t, *_ in collector.snapshot() if "/image/" in t]
+        collector.close()
+    finally:
+        broker.kill()
+    assert images_seen == [], "the broker let no image through"
+    assert awaiting.findings == len(findings)
+    if protocol == "5":
+        assert summary.pending_images == len(findings) and awaiting.images == 0
+    else:
+        assert refused == 0
+        assert summary.pending_images == 0 and awaiting.images == len(findings)
+
+
+def test_the_brokers_receive_maximum_is_obeyed_under_mqtt5_and_absent_under_311(
+    tmp_path: Path, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """mosquitto's max_inflight_messages is its Receive Maximum (MQTT 5 only). paho ignores it,
+    so the publisher reconnects once with that many on the wire; 3.1.1 has no such limit."""
+    broker = Broker(
+        tmp_path / "broker", listener_conf="allow_anonymous true\nmax_inflight_messages 4\n"
+    )
+    broker.start()
+    findings = fill_outbox(tmp_path / "data", VEHICLE, 12, road_jpegs(2, side_px=64))
+    try:
+        with open_outbox(tmp_path / "data") as outbox:
+            cfg = mqtt_cfg(broker.port, inflight_window=16, protocol=protocol)
+            publisher = Publisher(cfg, outbox, VEHICLE)
+            with caplog.at_level(logging.WARNING, logger="sync.publisher"):
+                publisher.start()
+                try:
+                    assert wait_until(lambda: outbox.summary().pending_images == 0, 20)
+                    link = publisher.link_status()
+                finally:
+                    publisher.stop()
+            assert outbox.summary().pending == 0
+            assert outbox.awaiting_receipt().images == len(findings)
+    finally:
+        broker.kill()
+    said = [r.getMessage() for r in caplog.records if "in flight; reconnecting" in r.getMessage()]
+    assert link.connected and link.last_error is None
+    if protocol == "5":
+        assert len(said) == 1 and said[0].startswith("broker takes 4 in flight; reconnecting")
+        assert publisher.counters.connects == 1 and publisher.counters.connect_failures == 1
+    else:
+        assert said == []
+        assert publisher.counters.connects == 1 and publisher.counters.connect_failures == 0
 
 
 def test_service_publishes_the_recorders_status_retained_and_offline_at_stop(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, protocol: str
 ) -> None:
     from edge.config.loader import AppConfig, VehicleConfig
     from edge.status import GpsStatus, ModelStatus, Status
@@ -236,7 +370,7 @@ def test_service_publishes_the_recorders_status_retained_and_offline_at_stop(
     fill_outbox(data_dir, VEHICLE, 3, [])
     app = AppConfig(
         vehicle=VehicleConfig(vehicle_id=VEHICLE, data_dir=data_dir),
-        mqtt=mqtt_cfg(broker.port, status_interval_s=0.5),
+        mqtt=mqtt_cfg(broker.port, status_interval_s=0.5, protocol=protocol),
     )
     snapshot = Status(
         recording=True,

@@ -36,9 +36,18 @@ def test_socket_and_data_dir_exclude_each_other() -> None:
 def test_a_broken_config_is_named_with_its_problem(tmp_path: Path) -> None:
     config = tmp_path / "vehicle.toml"
     config.write_text('[screen]\nlang = "fr"\n', encoding="utf-8")
-    args = _parse("--config", str(config))
-    with pytest.raises(UsageError, match=r"vehicle\.toml.*line 2: screen\.lang"):
-        args.handler(args)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "tui", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    # Shown by edge.cli like every refused config: the file, the count, the line and field.
+    assert proc.returncode == 2
+    assert f"roadpatrol tui: {config}: configuration refused, 1 problem(s):" in proc.stderr
+    assert "line 2: screen.lang" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_refresh_rate_is_checked(tmp_path: Path) -> None:

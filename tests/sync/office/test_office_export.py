@@ -16,7 +16,7 @@ from edge.cli import main
 from edge.types import Finding
 from edge.wire.serialize import finding_to_dict
 from sync.office.export import FINDING_COLUMNS, SITE_COLUMNS
-from sync.office.receiver import MessageHandler
+from sync.office.messages import MessageHandler
 from sync.office.store_api import open_store
 from sync.payloads import finding_payload
 

@@ -15,9 +15,9 @@ import pytest
 from edge.outbox.queries import TrackPoint
 from edge.wire.serialize import finding_to_dict
 from sync.office.export import FINDING_COLUMNS, SITE_COLUMNS
+from sync.office.messages import MessageHandler
 from sync.office.pg_schema import migrate_pg
 from sync.office.pg_store import PostgresStore
-from sync.office.receiver import MessageHandler
 from sync.office.store_api import StoreError, open_store
 from sync.payloads import finding_payload, track_payload
 

@@ -17,7 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.wire.serialize import finding_to_dict
-from sync.office.receiver import MAX_JSON_BYTES, MessageHandler
+from sync.office.messages import MAX_JSON_BYTES, MessageHandler
 from sync.office.store import SqliteStore as OfficeStore
 from sync.office.store_api import open_store
 from sync.payloads import finding_payload

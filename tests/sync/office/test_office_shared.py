@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sync.drain import drain
-from sync.office.receiver import MessageHandler
+from sync.office.messages import MessageHandler
 from sync.office.store_api import open_store
 
 from support.broker import Broker, mqtt_cfg, wait_until

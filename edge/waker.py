@@ -1,8 +1,9 @@
-"""Cutting an idle network wait short from another thread.
+"""Cutting an idle socket wait short from another thread: the one waker of the project.
 
 The publisher thread runs paho's network loop itself and, with nothing in flight, waits in
-select() for the broker or for its next look at the outbox. ``wake()`` (new records) and
-``stop()`` write a byte here so that the wait ends at once instead of at its timeout.
+select() for the broker or for its next look at the outbox; the status socket's server waits
+in a selector for its clients. ``set()`` (new records, a stop) writes a byte here so that the
+wait ends at once instead of at its timeout.
 """
 
 from __future__ import annotations
@@ -34,9 +35,16 @@ class SelectWaker:
         except (OSError, ValueError):  # the socket just closed: the network loop reports it
             return
         if self._r in readable:
-            with contextlib.suppress(OSError):  # BlockingIOError: drained
-                while self._r.recv(4096):
-                    pass
+            self.drain()
+
+    def fileno(self) -> int:
+        """For a selector: readable once ``set()`` was called (then call ``drain()``)."""
+        return self._r.fileno()
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):  # BlockingIOError: drained
+            while self._r.recv(4096):
+                pass
 
     def close(self) -> None:
         self._r.close()
