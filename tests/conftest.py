@@ -13,5 +13,5 @@ pytest_plugins = [
     "support.console",  # live, client: the office console over HTTP
     "support.browser",  # page: Debian's chromium through Playwright
     "support.disk",  # small_disk: a size-limited tmpfs
-    "support.tui",  # utc_clock, demo_recorder: the driver's screen on the demo drive
+    "support.tui_screen",  # utc_clock, demo_recorder: the driver's screen on the demo drive
 ]

@@ -84,7 +84,7 @@ def _child(mode: str, out: Path, drives: int) -> None:
 
 
 def _round(mode: str, workdir: Path, drives: int) -> dict[str, Any]:
-    from support.tui import ScreenProcess
+    from support.tui_screen import ScreenProcess
 
     out = workdir / f"{mode}-{time.monotonic_ns()}.json"
     child = ScreenProcess(

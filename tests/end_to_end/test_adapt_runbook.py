@@ -19,8 +19,8 @@ from edge.recording.recorder import Recorder
 from sync.model_updates import start_for_recorder
 
 from support.broker import Broker
+from support.model_data import RDD_TRAIN
 from support.model_store import SHIPPED_INT8, copy_package, make_keys, model_ids_by_seq
-from support.models import RDD_TRAIN
 from support.office_review import ReceivedOffice, apply_reviews, cli
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)

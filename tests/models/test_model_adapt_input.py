@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.models import RDD_TRAIN, SHARED_DATA, SHIPPED_MODELS
+from support.model_data import RDD_TRAIN, SHARED_DATA, SHIPPED_MODELS
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 

@@ -12,7 +12,7 @@ import pytest
 
 from models.adapt.graded import choose_holdout, read_graded, split_holdout, write_tree
 
-from support.models import SHARED_DATA
+from support.model_data import SHARED_DATA
 
 GRADED = SHARED_DATA / "office_graded_japan"
 CITIES = {"adachi", "konan", "muroran", "nagakute"}

@@ -16,7 +16,7 @@ from edge.grading.manifest import load_manifest
 from edge.grading.preprocess import preprocess
 
 from support.adapt import graded_crops, tiny_voc
-from support.models import SHIPPED_MODELS, real_frames
+from support.model_data import SHIPPED_MODELS, real_frames
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 

@@ -12,7 +12,7 @@ import pytest
 
 from models.training.dataset import load_voc_dir, split
 
-from support.models import RDD_TRAIN, SHIPPED_MODELS
+from support.model_data import RDD_TRAIN, SHIPPED_MODELS
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 

@@ -13,7 +13,7 @@ from edge.grading.grader import Grader
 from edge.grading.manifest import ModelPackageError, load_manifest
 from edge.grading.preprocess import preprocess
 
-from support.models import RDD_TRAIN, build_small_package, real_frames
+from support.model_data import RDD_TRAIN, build_small_package, real_frames
 
 torch = pytest.importorskip("torch", reason="needs the train extra (installed by .ci/run)")
 

@@ -12,7 +12,7 @@ import pytest
 
 from models.training.dataset import image_number, is_validation, load_voc_dir, make_targets, split
 
-from support.models import RDD_TRAIN
+from support.model_data import RDD_TRAIN
 
 torch = pytest.importorskip("torch", reason="needs the train extra (installed by .ci/run)")
 

@@ -15,7 +15,7 @@ from edge.grading.manifest import load_manifest
 from edge.model_store.shipped import default_model_package
 from models.evaluate import collect_voc, cross_tuned, manifest_thresholds, voc_report
 
-from support.models import RDD_TRAIN, SHIPPED_MODELS, real_frames
+from support.model_data import RDD_TRAIN, SHIPPED_MODELS, real_frames
 
 INT8 = SHIPPED_MODELS / "road-damage-1.2.0.json"
 FP32 = SHIPPED_MODELS / "road-damage-fp32-1.2.0.json"

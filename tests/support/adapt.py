@@ -8,7 +8,7 @@ from pathlib import Path
 
 from models.training.dataset import is_validation
 
-from support.models import RDD_TRAIN, SHARED_DATA
+from support.model_data import RDD_TRAIN, SHARED_DATA
 
 GRADED = SHARED_DATA / "office_graded_japan"
 

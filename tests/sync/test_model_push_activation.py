@@ -33,7 +33,7 @@ from tui.i18n import CATALOGUE
 from support.broker import Broker, wait_until
 from support.collect import first_json_message
 from support.model_store import SHIPPED_INT8, copy_package, make_keys
-from support.tui import pilot_wait, screen_text
+from support.tui_screen import pilot_wait, screen_text
 
 OLD = "road-damage-1.0.1"
 

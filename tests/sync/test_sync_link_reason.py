@@ -21,7 +21,7 @@ from support.broker import Broker, free_port, mqtt_cfg, wait_until
 from support.collect import Office
 from support.pki import make_pki
 from support.sync_data import open_outbox
-from support.tui import FixedControl, screen_text
+from support.tui_screen import FixedControl, screen_text
 
 
 def _link_after_failures(tmp_path: Path, cfg: MqttConfig, vehicle: str) -> LinkStatus:

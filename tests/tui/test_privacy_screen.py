@@ -9,7 +9,7 @@ from edge.status import Alert, PrivacyStatus
 from tui.app import create_app
 from tui.i18n import CATALOGUE
 
-from support.tui import FixedControl, fixed_status, screen_text
+from support.tui_screen import FixedControl, fixed_status, screen_text
 
 
 async def _shown(status: object, lang: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from edge.status_socket import StatusServer, socket_path_for
 
-from support.tui import ScreenProcess, wait_until
+from support.tui_screen import ScreenProcess, wait_until
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 

@@ -24,7 +24,7 @@ from tui.app import PatrolApp, create_app
 from tui.i18n import CATALOGUE
 
 from support import REPO
-from support.tui import pilot_wait, screen_text, wait_until
+from support.tui_screen import pilot_wait, screen_text, wait_until
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 

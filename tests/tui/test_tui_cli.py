@@ -12,7 +12,7 @@ import pytest
 from edge.cli import UsageError
 from tui.cli import register
 
-from support.tui import REPO, ScreenProcess
+from support.tui_screen import REPO, ScreenProcess
 
 
 def _parse(*argv: str) -> argparse.Namespace:

@@ -11,7 +11,7 @@ from edge.status import Alert
 from tui.app import create_app
 from tui.i18n import CATALOGUE
 
-from support.tui import FixedControl, fixed_status, screen_text
+from support.tui_screen import FixedControl, fixed_status, screen_text
 
 _ASCII_WORD = re.compile(r"[A-Za-z]{3,}")
 

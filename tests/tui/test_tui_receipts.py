@@ -11,7 +11,7 @@ import pytest
 from edge.status import Alert, OutboxStatus, Status
 from tui.app import create_app
 
-from support.tui import FixedControl, fixed_status, pilot_wait, screen_text
+from support.tui_screen import FixedControl, fixed_status, pilot_wait, screen_text
 
 
 def _status(*, silent_s: float | None, alerts: tuple[str, ...]) -> Status:

@@ -13,7 +13,7 @@ from edge.outbox import Outbox
 from tui.app import create_app
 from tui.i18n import CATALOGUE
 
-from support.tui import pilot_wait, screen_text
+from support.tui_screen import pilot_wait, screen_text
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 

@@ -8,7 +8,7 @@ import pytest
 
 from tui.app import create_app
 
-from support.tui import FixedControl, fixed_status
+from support.tui_screen import FixedControl, fixed_status
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from edge.status_socket import RemoteRecorder, StatusServer, socket_path_for
 from tui.app import PatrolApp, create_app
 from tui.i18n import CATALOGUE
 
-from support.tui import (
+from support.tui_screen import (
     FixedControl,
     ScreenProcess,
     fixed_status,

@@ -11,8 +11,8 @@ from edge.cli import main
 from edge.grading.manifest import load_manifest
 from edge.model_store import ModelStore
 
+from support.model_data import build_small_package
 from support.model_store import SHIPPED_INT8, copy_package, make_keys, nan_model_bytes
-from support.models import build_small_package
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 from edge.status_socket import RemoteRecorder, StatusServer, socket_path_for
 
 from support import REPO
-from support.tui import FixedControl, fixed_status, wait_until
+from support.tui_screen import FixedControl, fixed_status, wait_until
 
 DEMO = REPO / "edge" / "demo"
 EXE = str(Path(sys.executable).with_name("roadpatrol"))

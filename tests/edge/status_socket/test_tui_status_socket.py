@@ -19,7 +19,7 @@ from edge.status_socket import (
     socket_path_for,
 )
 
-from support.tui import FixedControl, fixed_status, wait_until
+from support.tui_screen import FixedControl, fixed_status, wait_until
 
 
 def _raw_client(path: Path) -> tuple[socket.socket, socket.SocketIO]:
