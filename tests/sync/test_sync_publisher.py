@@ -132,6 +132,7 @@ def test_sends_grade_3_first_images_after_their_findings_and_every_payload_fits_
     assert sum(t.split("/")[3] == "image" for t, *_ in collector_msgs) == len(findings)
 
 
+@pytest.mark.slow
 def test_offline_for_a_whole_run_then_the_broker_appears_and_everything_arrives(
     tmp_path: Path, protocol: str
 ) -> None:
@@ -179,6 +180,7 @@ def test_offline_for_a_whole_run_then_the_broker_appears_and_everything_arrives(
         office_broker.kill()
 
 
+@pytest.mark.slow
 def test_half_open_link_is_detected_and_nothing_is_lost(
     broker: Broker, tmp_path: Path, protocol: str
 ) -> None:
@@ -216,6 +218,7 @@ def test_half_open_link_is_detected_and_nothing_is_lost(
         proxy.stop()
 
 
+@pytest.mark.slow
 def test_connection_dropped_mid_publish_resends_and_office_sees_each_once(
     broker: Broker, tmp_path: Path, protocol: str
 ) -> None:
