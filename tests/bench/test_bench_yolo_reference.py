@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 FRAMES = sorted((REPO / "edge" / "demo" / "frames").glob("*.jpg"))[:40]
 PACKAGES = {
     "1.2.0": REPO / "models" / "road-damage-1.2.0.json",
-    "2.0.0": REPO / "models" / "road-damage-2.0.0.json",
+    "2.1.0": REPO / "models" / "road-damage-2.1.0.json",
 }
 YOLO_SIZE = 640
 BLOCK = 10
