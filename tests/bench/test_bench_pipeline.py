@@ -5,7 +5,8 @@
 
 Throughput: 1280×720 frames (the demo's real road photos scaled to a dashboard camera's
 size, in an MP4 written here) decoded by OpenCV, graded by the shipped default (INT8) model,
-geotagged and committed to the outbox, every frame (lockstep). Baselines in the same run:
+geotagged and committed to the outbox, every frame (lockstep); ROADPATROL_BENCH_MODEL=PKG.json
+measures another package instead (a candidate not yet the default). Baselines in the same run:
 decoding alone, and decode + model alone, so the figures are ratios on this noisy machine.
 """
 
@@ -28,6 +29,10 @@ from edge.model_store.shipped import default_model_package
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = sorted((REPO / "edge" / "demo" / "frames").glob("*.jpg"))
+
+
+def _bench_model() -> Path:
+    return Path(os.environ.get("ROADPATROL_BENCH_MODEL") or default_model_package())
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +79,7 @@ def _pipeline(video: Path, data_dir: Path) -> tuple[int, float]:
             "sampling": {**base.sampling.model_dump(), "sample_every_m": 0.01},
             # Without the anonymiser, as before it existed: test_bench_privacy measures it.
             "privacy": {"enabled": False},
+            "model": {**base.model.model_dump(), "package": _bench_model()},
         }
     )
     recorder = Recorder(config, lockstep=True)
@@ -87,7 +93,7 @@ def _pipeline(video: Path, data_dir: Path) -> tuple[int, float]:
 
 
 def test_pipeline_throughput_720p(video_720p: Path, tmp_path: Path) -> None:
-    grader = Grader(default_model_package())
+    grader = Grader(_bench_model())
     rounds = int(os.environ.get("ROADPATROL_BENCH_ROUNDS", "3"))
     decode, model, pipe = [], [], []
     for r in range(rounds):  # interleaved, so drift on a busy machine hits all three

@@ -1,6 +1,7 @@
 """The shipped packages: verified, reproducing the figures their manifests record, the INT8
-default staying close to its FP32 export on real road frames, and the adapted default (1.2.0)
-recording where its teacher data came from and what it scores on the held-out city."""
+default staying close to its FP32 export on real road frames, and the adapted packages (1.2.0,
+and the default 2.1.0) recording where their teacher data came from and what they score on the
+held-out city."""
 
 from __future__ import annotations
 
@@ -17,16 +18,23 @@ from models.evaluate import collect_voc, cross_tuned, manifest_thresholds, voc_r
 
 from support.model_data import RDD_TRAIN, SHIPPED_MODELS, real_frames
 
-INT8 = SHIPPED_MODELS / "road-damage-1.2.0.json"
-FP32 = SHIPPED_MODELS / "road-damage-fp32-1.2.0.json"
+# The vehicles' default: 2.0.0 (1.2.0 fine-tuned at 320 px) adapted to the graded images.
+INT8 = SHIPPED_MODELS / "road-damage-2.1.0.json"
+FP32 = SHIPPED_MODELS / "road-damage-fp32-2.1.0.json"
+V120_INT8 = SHIPPED_MODELS / "road-damage-1.2.0.json"
+V120_FP32 = SHIPPED_MODELS / "road-damage-fp32-1.2.0.json"
 PREVIOUS_INT8 = SHIPPED_MODELS / "road-damage-1.1.0.json"
 PREVIOUS_FP32 = SHIPPED_MODELS / "road-damage-fp32-1.1.0.json"
 GRADED = RDD_TRAIN.parents[1] / "office_graded_japan"
+# Issue 13's step between: 1.2.0 fine-tuned at 320 px on RDD, before adaptation.
+CANDIDATE_INT8 = SHIPPED_MODELS / "road-damage-2.0.0.json"
+CANDIDATE_FP32 = SHIPPED_MODELS / "road-damage-fp32-2.0.0.json"
 
 
 def test_the_vehicles_default_is_the_int8_package() -> None:
     assert default_model_package() == INT8
-    assert not load_manifest(PREVIOUS_INT8).default_for_vehicles  # one default only
+    for other in (PREVIOUS_INT8, V120_INT8, CANDIDATE_INT8):  # one default only
+        assert not load_manifest(other).default_for_vehicles
     manifest = load_manifest(INT8)
     assert manifest.precision == "int8" and manifest.quantization is not None
     assert manifest.quantization["format"] == "QDQ"
@@ -38,8 +46,26 @@ def test_the_vehicles_default_is_the_int8_package() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "package",
-    [INT8, FP32, PREVIOUS_INT8, PREVIOUS_FP32],
-    ids=["int8", "fp32", "previous-int8", "previous-fp32"],
+    [
+        INT8,
+        FP32,
+        V120_INT8,
+        V120_FP32,
+        PREVIOUS_INT8,
+        PREVIOUS_FP32,
+        CANDIDATE_INT8,
+        CANDIDATE_FP32,
+    ],
+    ids=[
+        "int8",
+        "fp32",
+        "1.2.0-int8",
+        "1.2.0-fp32",
+        "1.1.0-int8",
+        "1.1.0-fp32",
+        "2.0.0-int8",
+        "2.0.0-fp32",
+    ],
 )
 def test_recorded_validation_figures_are_reproduced(package) -> None:  # type: ignore[no-untyped-def]
     manifest = load_manifest(package)
@@ -60,8 +86,13 @@ def test_recorded_validation_figures_are_reproduced(package) -> None:  # type: i
 
 
 @pytest.mark.slow
-def test_int8_stays_close_to_fp32_on_real_frames() -> None:
-    fp32, int8 = Grader(FP32, threads=1), Grader(INT8, threads=1)
+@pytest.mark.parametrize(
+    ("fp32_package", "int8_package"),
+    [(FP32, INT8), (V120_FP32, V120_INT8), (CANDIDATE_FP32, CANDIDATE_INT8)],
+    ids=["default", "1.2.0", "2.0.0"],
+)
+def test_int8_stays_close_to_fp32_on_real_frames(fp32_package: Path, int8_package: Path) -> None:
+    fp32, int8 = Grader(fp32_package, threads=1), Grader(int8_package, threads=1)
     agree = total = 0
     for frame in real_frames(20):
         heat_f, _, _ = fp32.raw_outputs(frame)
@@ -77,22 +108,29 @@ def test_int8_stays_close_to_fp32_on_real_frames() -> None:
 
 
 @pytest.mark.slow
-def test_the_adapted_default_names_its_teacher_data_and_reproduces_its_held_out_figures() -> None:
+@pytest.mark.parametrize(
+    ("package", "base", "gate_base"),
+    [(INT8, CANDIDATE_INT8, "road-damage-1.2.0"), (V120_INT8, PREVIOUS_INT8, "road-damage-1.1.0")],
+    ids=["default-2.1.0", "1.2.0"],
+)
+def test_the_adapted_packages_name_their_teacher_data_and_reproduce_their_held_out_figures(
+    package: Path, base: Path, gate_base: str
+) -> None:
     from models.adapt.graded import read_graded, split_holdout
     from models.adapt.tuning import collect_graded, folder_report
 
-    manifest = load_manifest(INT8)
+    manifest = load_manifest(package)
     training = manifest.training
-    assert training["adapted_from"]["package"] == "road-damage-1.1.0"
-    assert training["adapted_from"]["sha256"] == load_manifest(PREVIOUS_INT8).sha256
+    assert training["adapted_from"]["package"] == load_manifest(base).model_id
+    assert training["adapted_from"]["sha256"] == load_manifest(base).sha256
     (source,) = training["graded_sources"]
     assert Path(source["folder"]).name == "office_graded_japan"
     assert source["images_per_type"] == {"D00": 610, "D10": 18, "D20": 228, "D40": 23, "none": 134}
     assert training["heldout_group"] == "adachi" and training["graded_heldout_images"] == 262
     gate = manifest.metrics["gate"]
-    assert gate["passed"] is True and gate["base"] == "road-damage-1.1.0"
+    assert gate["passed"] is True and gate["base"] == gate_base
     _, held = split_holdout(read_graded([GRADED]), "adachi")
-    report = folder_report(collect_graded(Grader(INT8, threads=2), held), manifest)
+    report = folder_report(collect_graded(Grader(package, threads=2), held), manifest)
     recorded = manifest.metrics["office_heldout"]
     assert report["images"] == recorded["images"] == 262
     assert report["office_macro_labels"] == ["D00", "D20", "none"]
@@ -101,3 +139,19 @@ def test_the_adapted_default_names_its_teacher_data_and_reproduces_its_held_out_
         assert report["per_class"][label]["f1"] == pytest.approx(
             recorded["per_class"][label]["f1"], abs=0.02
         )
+
+
+def test_the_320px_fine_tune_finds_more_boxes_and_potholes_than_1_2_0() -> None:
+    candidate, default = load_manifest(CANDIDATE_INT8), load_manifest(V120_INT8)
+    assert (candidate.input.width, candidate.input.height) == (320, 320)
+    assert not candidate.default_for_vehicles
+    assert candidate.training["init_package"].endswith("road-damage-fp32-1.2.0.json")
+    assert candidate.training["fp32_package"] == "road-damage-fp32-2.0.0"
+    assert candidate.quantization is not None and candidate.quantization["format"] == "QDQ"
+    got, base = candidate.metrics, default.metrics
+    assert got["box_macro_f1"] > base["box_macro_f1"] + 0.02
+    assert got["box_per_class"]["D40"]["f1"] > base["box_per_class"]["D40"]["f1"] + 0.1
+    assert got["cross_tuned"]["box_macro_f1"] > base["cross_tuned"]["box_macro_f1"]
+    assert got["macro_f1"] >= 0.96
+    fp32 = load_manifest(CANDIDATE_FP32).metrics
+    assert abs(got["box_macro_f1"] - fp32["box_macro_f1"]) <= 0.02  # INT8 keeps the gain
