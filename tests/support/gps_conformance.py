@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))  # run as a script: `support` importable
+# Run as a script: tests/ for `support`, the repository for the real `edge` (tests/edge,
+# a folder of tests, must not stand in for it).
+sys.path[:0] = [str(TESTS), str(TESTS.parent)]
 
 from edge.cli import main  # noqa: E402
 

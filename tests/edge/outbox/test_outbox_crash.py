@@ -29,7 +29,7 @@ WRITER = textwrap.dedent(
     """
     import random, sys
     from pathlib import Path
-    sys.path.insert(0, sys.argv[3])
+    sys.path[:0] = [sys.argv[3], str(Path(sys.argv[3]).parent)]  # + repo: not tests/edge
     from support.outbox import T0, make_finding, minutes, real_jpegs
     from edge.outbox import Outbox
 

@@ -30,7 +30,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    sys.path.insert(0, sys.argv[2])
+    sys.path[:0] = [sys.argv[2], str(Path(sys.argv[2]).parent)]  # + repo: not tests/edge
     from support.outbox import T0, make_finding, minutes, real_jpegs
     from edge.outbox import Outbox
 

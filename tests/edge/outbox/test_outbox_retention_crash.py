@@ -141,7 +141,8 @@ def test_kill_9_while_pruning_leaves_a_sound_outbox(tmp_path: Path) -> None:
     seed = int(os.environ.get("ROADPATROL_CRASH_SEED", time.time_ns() % 100_000))
     rng = random.Random(seed)
     # The code under test: the PYTHONPATH given (a checkout), else the installed package.
-    paths = [str(TESTS_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+    # tests/ for `support`, the repository beside it for the real `edge` (not tests/edge).
+    paths = [str(TESTS_DIR), str(TESTS_DIR.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
     def start_pruner(data_dir: Path) -> subprocess.Popen[str]:

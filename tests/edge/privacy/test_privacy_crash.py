@@ -31,7 +31,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    sys.path.insert(0, sys.argv[2])
+    sys.path[:0] = [sys.argv[2], str(Path(sys.argv[2]).parent)]  # + repo: not tests/edge
     import cv2
     from support.outbox import make_finding
     from support.privacy import frames
