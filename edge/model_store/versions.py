@@ -9,7 +9,8 @@ from packaging.version import InvalidVersion, Version
 from edge.grading.manifest import ModelManifest, ModelPackageError
 
 
-def _version(text: str, where: Path) -> Version:
+def package_version(text: str, where: Path) -> Version:
+    """A manifest's version, ordered as PEP 440 orders it; refused when it cannot be."""
     try:
         return Version(text)
     except InvalidVersion as exc:
@@ -39,7 +40,7 @@ def refuse_downgrade(manifest: ModelManifest, installed_ids: list[str], where: P
     newest = newest_installed(manifest.name, installed_ids)
     if newest is None:
         return
-    if _version(manifest.version, where) < newest[0]:
+    if package_version(manifest.version, where) < newest[0]:
         raise ModelPackageError(
             f"{where}: {manifest.model_id} is older than {newest[1]}, installed here; "
             "refused (a technician can install it with `roadpatrol model install "

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO
+from support.vehicle import DEMO, looping_demo_config
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
-DEMO = REPO / "edge" / "demo"
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 
 
@@ -35,29 +34,14 @@ def _committed_ids(db: Path) -> set[str]:
 
 
 def _config(tmp_path: Path) -> Path:
-    cfg = tmp_path / "vehicle.toml"
-    cfg.write_text(
-        f"""
-[vehicle]
-vehicle_id = "kill-test"
-data_dir = "{tmp_path / "data"}"
-
-[camera]
-source = "folder"
-path = "{DEMO / "frames"}"
-fps = 8.0
-loop = true
-
-[sampling]
-fallback_interval_s = 0.1
-
-[gps]
-source = "nmea_file"
-nmea_file = "{DEMO / "chiba_drive.nmea"}"
-replay_speed = 4.0
-"""
+    return looping_demo_config(
+        tmp_path / "vehicle.toml",
+        vehicle_id="kill-test",
+        data_dir=tmp_path / "data",
+        fps=8.0,
+        fallback_interval_s=0.1,
+        replay_speed=4.0,
     )
-    return cfg
 
 
 def test_kill_9_during_writes_loses_no_committed_finding(tmp_path: Path) -> None:

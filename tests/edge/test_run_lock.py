@@ -11,37 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO
+from support.vehicle import looping_demo_config
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
-DEMO = REPO / "edge" / "demo"
 
 
 def _config(tmp_path: Path, data: Path) -> Path:
-    cfg = tmp_path / "vehicle.toml"
-    cfg.write_text(
-        f"""
-[vehicle]
-vehicle_id = "lock-test"
-data_dir = "{data}"
-
-[camera]
-source = "folder"
-path = "{DEMO / "frames"}"
-fps = 4.0
-loop = true
-
-[gps]
-source = "nmea_file"
-nmea_file = "{DEMO / "chiba_drive.nmea"}"
-
-[mqtt]
-enabled = false
-"""
+    return looping_demo_config(
+        tmp_path / "vehicle.toml",
+        vehicle_id="lock-test",
+        data_dir=data,
+        fps=4.0,
+        extra="[mqtt]\nenabled = false",
     )
-    return cfg
 
 
 def test_second_run_on_one_data_dir_names_the_first_and_exits_2(tmp_path: Path) -> None:

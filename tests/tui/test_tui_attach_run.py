@@ -23,12 +23,11 @@ from edge.status_socket import RemoteRecorder, socket_path_for
 from tui.app import PatrolApp, create_app
 from tui.i18n import CATALOGUE
 
-from support import REPO
 from support.tui_screen import pilot_wait, screen_text, wait_until
+from support.vehicle import looping_demo_config
 
 pytestmark = pytest.mark.slow  # every test here runs >1 s (subprocesses, whole drives, crashes)
 
-DEMO = REPO / "edge" / "demo"
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 EN = CATALOGUE["en"]
 VEHICLE = "attach-run-7"
@@ -39,33 +38,15 @@ _GRADED = re.compile(r"(\d+) graded")
 
 
 def _config(tmp_path: Path, data_dir: Path) -> Path:
-    cfg = tmp_path / "vehicle.toml"
-    cfg.write_text(
-        f"""
-[vehicle]
-vehicle_id = "{VEHICLE}"
-data_dir = "{data_dir}"
-
-[camera]
-source = "folder"
-path = "{DEMO / "frames"}"
-fps = 4.0
-loop = true
-
-[sampling]
-fallback_interval_s = 0.25
-
-[gps]
-source = "nmea_file"
-nmea_file = "{DEMO / "chiba_drive.nmea"}"
-replay_speed = 1.0
-
-[mqtt]
-enabled = false
-""",
-        encoding="utf-8",
+    return looping_demo_config(
+        tmp_path / "vehicle.toml",
+        vehicle_id=VEHICLE,
+        data_dir=data_dir,
+        fps=4.0,
+        fallback_interval_s=0.25,
+        replay_speed=1.0,
+        extra="[mqtt]\nenabled = false",
     )
-    return cfg
 
 
 def _outbox_rows(db: Path) -> list[tuple[str, int, str]]:

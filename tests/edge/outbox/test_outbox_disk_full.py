@@ -17,11 +17,10 @@ import pytest
 from edge.outbox import Outbox
 from edge.types import FindingOrigin
 
-from support import REPO
 from support.disk import fill
 from support.outbox import T0, make_finding, minutes, real_jpegs, rows
+from support.vehicle import looping_demo_config
 
-DEMO = REPO / "edge" / "demo"
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 BIG = 10**12
 RESERVE_NAME = "outbox.reserve"  # edge.outbox.diskspace.RESERVE_NAME
@@ -47,30 +46,15 @@ def _fill_outbox(data_dir: Path, n: int, with_images: int) -> list[str]:
 
 
 def _config(tmp_path: Path, data_dir: Path, extra: str = "") -> Path:
-    cfg = tmp_path / "vehicle.toml"
-    cfg.write_text(
-        f"""
-[vehicle]
-vehicle_id = "disk-full"
-data_dir = "{data_dir}"
-
-[camera]
-source = "folder"
-path = "{DEMO / "frames"}"
-fps = 8.0
-loop = true
-
-[sampling]
-fallback_interval_s = 0.1
-
-[gps]
-source = "nmea_file"
-nmea_file = "{DEMO / "chiba_drive.nmea"}"
-replay_speed = 4.0
-{extra}
-"""
+    return looping_demo_config(
+        tmp_path / "vehicle.toml",
+        vehicle_id="disk-full",
+        data_dir=data_dir,
+        fps=8.0,
+        fallback_interval_s=0.1,
+        replay_speed=4.0,
+        extra=extra,
     )
-    return cfg
 
 
 def _run_until(cfg: Path, db: Path, more_than: int) -> tuple[int, str]:

@@ -20,10 +20,9 @@ import pytest
 
 from edge.status_socket import RemoteRecorder, StatusServer, socket_path_for
 
-from support import REPO
 from support.tui_screen import FixedControl, fixed_status, wait_until
+from support.vehicle import looping_demo_config
 
-DEMO = REPO / "edge" / "demo"
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 NESTED = b'{"cmd":' + b"[" * 1100 + b"\n"
 
@@ -62,27 +61,12 @@ def _manual_findings(db: Path) -> int:
 def recorder(tmp_path: Path) -> Iterator[Path]:
     """A real recorder process on the demo drive; yields its data directory."""
     data_dir = tmp_path / "data"
-    cfg = tmp_path / "vehicle.toml"
-    cfg.write_text(
-        f"""
-[vehicle]
-vehicle_id = "hostile-1"
-data_dir = "{data_dir}"
-
-[camera]
-source = "folder"
-path = "{DEMO / "frames"}"
-fps = 2.0
-loop = true
-
-[gps]
-source = "nmea_file"
-nmea_file = "{DEMO / "chiba_drive.nmea"}"
-
-[mqtt]
-enabled = false
-""",
-        encoding="utf-8",
+    cfg = looping_demo_config(
+        tmp_path / "vehicle.toml",
+        vehicle_id="hostile-1",
+        data_dir=data_dir,
+        fps=2.0,
+        extra="[mqtt]\nenabled = false",
     )
     log = tmp_path / "run.log"
     with log.open("wb") as out:
