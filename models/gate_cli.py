@@ -11,6 +11,8 @@ from edge.errors import UsageError
 
 
 def _side_by_side(report: dict[str, Any]) -> None:
+    from models.gate import seen_phrase
+
     v = report["voc"]
     a, b = v["a"], v["b"]
     print(f"A = {report['a']}   B = {report['b']}")
@@ -27,6 +29,10 @@ def _side_by_side(report: dict[str, Any]) -> None:
         print(f"{f['folder']} ({fa['images']} images): office macro-F1 over "
               f"{', '.join(fa['office_macro_labels'])}  A {fa['office_macro_f1']:.4f}  "
               f"B {fb['office_macro_f1']:.4f}  Δ {f['delta']['office_macro_f1']:+.4f}")  # fmt: skip
+        for side in ("a", "b"):
+            seen = f[side]["seen_in_training"]
+            if seen["images"]:
+                print(f"  note: {seen_phrase(seen, fa['images'], report[side])}")
         print(f"  {'label':6} {'n':>5} {'A F1':>7} {'B F1':>7}")
         for label, m in fa["per_class"].items():
             if m["support"]:

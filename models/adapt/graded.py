@@ -194,6 +194,13 @@ def choose_holdout(graded: GradedSet, requested: str | None) -> str | None:
     return min(spare, key=lambda g: (len(labels_of[g]) < 2, abs(groups[g] - target), g))
 
 
+def image_digest(path: Path) -> str:
+    """The first 16 hex digits of the SHA-256 of an image file's bytes: how a package's
+    provenance names the graded images it was trained on, so that the gate can tell when it is
+    asked to score a model on images the model has already seen."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def split_holdout(
     graded: GradedSet, holdout: str | None
 ) -> tuple[list[GradedImage], list[GradedImage]]:

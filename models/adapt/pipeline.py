@@ -26,7 +26,7 @@ from typing import Any
 
 from edge.grading.grader import Grader
 from edge.grading.manifest import ModelManifest, load_manifest
-from models.adapt.graded import GradedImage, GradedSet, split_holdout, write_tree
+from models.adapt.graded import GradedImage, GradedSet, image_digest, split_holdout, write_tree
 from models.adapt.train import AdaptOptions
 from models.training.dataset import Box, Sample
 
@@ -180,6 +180,12 @@ def provenance(
         "heldout_group": holdout,
         "graded_train_images": sum(1 for g in graded.images if g.group != holdout),
         "graded_heldout_images": sum(1 for g in graded.images if g.group == holdout),
+        # What the gate checks its folders against: a model scored on images (or on a city)
+        # it was trained on says nothing about roads it has not seen.
+        "graded_train_groups": sorted({g.group for g in graded.images if g.group != holdout}),
+        "graded_train_sha256_16": sorted(
+            image_digest(g.path) for g in graded.images if g.group != holdout
+        ),
         "adapt": {
             "keep_boxes": req.options.keep_boxes,
             "trained": "stride-32 blocks, neck and heads; stem and blocks 0-10 frozen "

@@ -1,10 +1,13 @@
-"""INT8 against FP32 latency, and the adapted INT8 model against the one it replaces,
-interleaved in one run on real frames (2 threads).
+"""The shipped default's latency: INT8 against its FP32 export, against the package it was
+adapted from, and against 1.1.0 (issue 9's reference), interleaved in one run on real frames
+(2 threads).
 
     nice python -m pytest tests/bench/test_bench_model.py -s -p no:cacheprovider
 
 Two figures per model: the onnxruntime session alone, and the whole per-frame cost the
 vehicle pays (resize + normalise + session + decode), both as medians over the same frames.
+The packages follow the shipped default (its manifest names its FP32 export and its base), so
+the bench times what the vehicles run, not a version written here.
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ from pathlib import Path
 import cv2
 
 from edge.grading.grader import Grader
+from edge.grading.manifest import load_manifest
 from edge.grading.preprocess import preprocess
+from edge.model_store.shipped import default_model_package
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = sorted((REPO / "edge" / "demo" / "frames").glob("*.jpg"))
-INT8 = REPO / "models" / "road-damage-1.2.0.json"
-FP32 = REPO / "models" / "road-damage-fp32-1.2.0.json"
-PREVIOUS_INT8 = REPO / "models" / "road-damage-1.1.0.json"
+INT8 = default_model_package(REPO / "models")
+_TRAINING = load_manifest(INT8).training or {}
+FP32 = INT8.parent / f"{_TRAINING['fp32_package']}.json"
+# The package the default was adapted from: the same network before `model adapt`.
+BASE_INT8 = INT8.parent / f"{_TRAINING['adapted_from']['package']}.json"
+REFERENCE_INT8 = REPO / "models" / "road-damage-1.1.0.json"  # issue 9's latency reference
 BLOCK = 20  # frames per model before switching to the other
 
 
@@ -72,13 +80,21 @@ def test_int8_vs_fp32_latency() -> None:
     assert med["int8"]["frame_ms"] > 0
 
 
-def test_adapted_int8_vs_the_previous_int8_latency() -> None:
-    """The adapted model (same network, same quantisation recipe) against the one it replaces:
-    the bar is a ratio of at most 1.10."""
-    med = interleaved({"previous": PREVIOUS_INT8, "adapted": INT8})
+def test_adapted_int8_vs_its_base_and_the_reference() -> None:
+    """Adapting costs no time: the default (same network, same quantisation recipe) against
+    the package it was adapted from must stay within a ratio of 1.10. Against 1.1.0 the ratio
+    is printed: a larger input (issue 13) buys accuracy with the speed headroom."""
+    med = interleaved({"reference": REFERENCE_INT8, "base": BASE_INT8, "adapted": INT8})
     ratios = {
-        key: round(med["adapted"][key] / med["previous"][key], 3)
-        for key in ("session_ms", "frame_ms")
+        over: {
+            key: round(med["adapted"][key] / med[over][key], 3)
+            for key in ("session_ms", "frame_ms")
+        }
+        for over in ("base", "reference")
     }
-    print("\nADAPTED", json.dumps({**med, "ratio_adapted_over_previous": ratios}))
-    assert ratios["session_ms"] <= 1.10 and ratios["frame_ms"] <= 1.10
+    print(
+        "\nADAPTED",
+        json.dumps({"packages": [INT8.name, BASE_INT8.name, REFERENCE_INT8.name], **med,
+                    "ratio_adapted_over": ratios}),
+    )  # fmt: skip
+    assert ratios["base"]["session_ms"] <= 1.10 and ratios["base"]["frame_ms"] <= 1.10

@@ -3,6 +3,7 @@ network, and a run that shows its progress and resumes from its run folder."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -73,5 +74,18 @@ def test_a_run_shows_progress_with_eta_and_resumes_from_its_run_folder(tmp_path:
     assert manifest.training["adapt"]["graded_views"] == 2
     assert manifest.training["heldout_group"] == "konan"  # held out by city, never at random
     assert manifest.training["graded_sources"][0]["groups"] == {"konan": 9, "muroran": 9}
+    # What the gate checks a folder against: the trained images' file digests and groups.
+    assert manifest.training["graded_train_groups"] == ["muroran"]
+    digests = {
+        hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+        for p in (tmp_path / "graded").rglob("*.png")
+    }
+    trained = set(manifest.training["graded_train_sha256_16"])
+    assert len(trained) == 9 and trained < digests
+    held = {
+        hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+        for p in (tmp_path / "graded").rglob("*_konan_*")
+    }
+    assert len(held) == 9 and not held & trained
     assert "graded images" in (manifest.quantization or {})["image_head_refit_on_int8_features"]
     assert manifest.metrics["office_heldout"]["group"] == "konan"

@@ -3,6 +3,7 @@ on the RDD split or on an office folder, and the default_for_vehicles mark follo
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from edge.grading.manifest import load_manifest
 from edge.model_store.shipped import default_model_package
+from models.adapt.graded import image_digest
 
 from support.adapt import graded_crops, rdd_folders, tiny_voc
 from support.model_store import SHIPPED_INT8, copy_package
@@ -123,3 +125,57 @@ def test_of_several_marked_packages_the_highest_version_is_the_default(tmp_path:
     newer = copy_package(SHIPPED_INT8, models, version="1.10.0", default_for_vehicles=True)
     copy_package(SHIPPED_INT8, models, version="1.9.0", default_for_vehicles=False)
     assert default_model_package(models) == newer
+
+
+def _trained_on(**provenance: object) -> dict[str, object]:
+    return {**(load_manifest(SHIPPED_INT8).training or {}), **provenance}
+
+
+@pytest.mark.slow
+def test_a_folder_of_images_new_was_trained_on_fails_the_gate(
+    tmp_path: Path, data: tuple[Path, Path]
+) -> None:
+    voc, folder = data
+    # The same crops under other names: neither a city nor a week gives them away, only their
+    # bytes (five of them are among NEW's recorded training images).
+    renamed = tmp_path / "renamed"
+    crops = sorted(folder.rglob("*.png"))
+    for n, crop in enumerate(crops):
+        (renamed / crop.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(crop, renamed / crop.parent.name / f"finding-{n:03d}.png")
+    trained = [image_digest(p) for p in crops[:5]]
+    base, new = _models(tmp_path, training=_trained_on(graded_train_sha256_16=trained))
+    result = _gate(base, new, voc, renamed)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"gate: FAILED: {renamed}: 5 of its 36 images were in road-damage-1.1.9's training "
+        "(5 identical files): not held out" in result.stdout
+    )
+    assert "note: 5 of its 36 images were in road-damage-1.1.9's training" in result.stdout
+    assert not load_manifest(new).default_for_vehicles and load_manifest(base).default_for_vehicles
+    assert load_manifest(new).metrics["gate"]["folders"][0]["new_trained_on_images"] == 5
+
+
+@pytest.mark.slow
+def test_a_city_new_was_trained_on_fails_the_gate_from_its_older_provenance(
+    tmp_path: Path, data: tuple[Path, Path]
+) -> None:
+    voc, folder = data  # 18 Adachi and 18 Konan crops
+    # A package adapted before digests were recorded: Konan trained on, Adachi held out.
+    older = _trained_on(
+        graded_sources=[{"groups": {"adachi": 262, "konan": 237}}], heldout_group="adachi"
+    )
+    base, new = _models(tmp_path, training=older)
+    result = _gate(base, new, voc, folder)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"gate: FAILED: {folder}: 18 of its 36 images were in road-damage-1.1.9's training "
+        "(group(s) konan): not held out" in result.stdout
+    )
+    held_out_only = tmp_path / "adachi-only"
+    for crop in folder.rglob("*_adachi_*.png"):
+        (held_out_only / crop.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(crop, held_out_only / crop.parent.name / crop.name)
+    passed = _gate(base, new, voc, held_out_only)  # the city it never saw: a fair folder
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "not held out" not in passed.stdout and "note:" not in passed.stdout
