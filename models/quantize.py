@@ -76,8 +76,8 @@ def quantize_package(
 ) -> Path:
     """Quantise an FP32 package. ``fp32_heads`` keeps the few output layers (heat map, box
     sides, image head) in floating point: they are cheap and where rounding costs most.
-    ``extra_head_samples`` join the training split when the image head is refitted (the office's
-    graded images for an adapted model)."""
+    ``extra_head_samples`` join the training split when the image head is refitted: the office's
+    graded images for an adapted model, each one type or none (``models.head_refit``)."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -121,7 +121,7 @@ def quantize_package(
 
             train, _ = split(load_voc_dir(refit_head_voc, manifest.class_codes()))
             extra = list(extra_head_samples)
-            used = refit_image_head(int8, manifest, train + extra, manifest.class_codes())
+            used = refit_image_head(int8, manifest, train, manifest.class_codes(), extra)
             refit = {
                 "image_head_refit_on_int8_features": f"{used - len(extra)} training-split images"
                 + (f" and {len(extra)} graded images" if extra else "")

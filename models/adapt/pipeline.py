@@ -127,7 +127,7 @@ def refit_and_tune(
         rdd_train, _ = _rehearsal(req.voc, 10**9)
         onnx_path = manifest_path.with_suffix(".onnx")
         refit_image_head(
-            onnx_path, manifest, rdd_train + list(as_samples(train_g)), manifest.class_codes()
+            onnx_path, manifest, rdd_train, manifest.class_codes(), as_samples(train_g)
         )
         from edge.grading.manifest import sha256_of
 
@@ -200,7 +200,8 @@ def provenance(
             "history": history,
         },
         "image_head": "logistic regression on pooled stride-32 features of the RDD training "
-        "split and the graded training images",
+        "split (one-vs-rest per type) and the graded training images with their mirror images "
+        "(each one type or none: softmax with a fixed none logit)",
         **req.extra,
     }
 
