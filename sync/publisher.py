@@ -27,6 +27,7 @@ import paho.mqtt.client as mqtt
 
 from edge.backoff import Backoff
 from edge.config.mqtt import MqttConfig
+from edge.errors import log_failure
 from edge.outbox import Outbox
 from edge.status import LinkStatus, Status
 from edge.waker import SelectWaker
@@ -130,7 +131,7 @@ class Publisher:
             try:
                 self._step()
             except Exception as exc:  # the link must come back whatever went wrong
-                log.exception("publisher error: %r", exc)
+                log_failure(log, "publisher error")
                 self._drop(f"publisher error: {exc!r}")
         try:
             self._shutdown()

@@ -44,6 +44,10 @@ class FrameCounts:
             bump(conn, FRAMES_COUNTER.format(grade=grade), n)
         return written
 
+    def postponed(self) -> None:
+        """The commit failed (a full disk): keep the counts, try again in a flush period."""
+        self._last_flush = self._monotonic()
+
     def written(self, written: dict[int, int]) -> None:
         """The transaction with ``written`` committed: forget those counts (not ones added
         since, should a caller have counted between write() and the commit)."""

@@ -304,16 +304,40 @@ class Outbox(OutboxReads, OutboxDelivery, OutboxReceipts):
                 return False
             self._evicted.wait_gone(f"{finding.id}.jpg")  # see replace_unsent
             name, size = store_image(self.images_dir, finding, jpeg, note)
-            with transaction(self._wconn) as conn:
-                if name is None:
-                    bump(conn, IMAGES_MISSING, 1)
-                else:
-                    old_bytes = old[1] if old[0] is not None and old[2] == "pending" else 0
-                    rows.set_image(conn, finding.id, name, size, old_pending_bytes=old_bytes)
+            old_bytes = old[1] if old[0] is not None and old[2] == "pending" else 0
+
+            def record() -> bool:
+                with transaction(self._wconn) as conn:
+                    if name is None:
+                        bump(conn, IMAGES_MISSING, 1)
+                    else:
+                        rows.set_image(conn, finding.id, name, size, old_pending_bytes=old_bytes)
+                return True
+
+            if not self._record_image(finding, name, record):
+                return False
             self._writes += 1
             evicted = self._evict()
         self._evicted.delete(evicted)
         return name is not None
+
+    def _record_image(self, finding: Finding, name: str | None, record: Callable[[], bool]) -> bool:
+        """Note an attached image (or its absence) in the database, making room once if the
+        disk is full; if even that finds no room the photo goes (its record is stored
+        already), said in one line. Under the write lock."""
+        try:
+            return self._retry_when_full(record)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc, self.data_dir):
+                raise
+            if name is not None:
+                (self.images_dir / name).unlink(missing_ok=True)
+            log.error(
+                "outbox: the disk is full (%s): finding %s is kept without its image",
+                exc,
+                finding.id,
+            )
+            return False
 
     def count_frame(self, grade: int) -> None:
         """Count a graded frame (grade-0 frames are only counted, never stored).
@@ -326,10 +350,19 @@ class Outbox(OutboxReads, OutboxDelivery, OutboxReceipts):
                 self._flush_counts()
 
     def _flush_counts(self) -> None:
-        if self._frame_counts:
+        if not self._frame_counts:
+            return
+        try:
             with transaction(self._wconn) as conn:
                 written = self._frame_counts.write(conn)
-            self._frame_counts.written(written)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc, self.data_dir):
+                raise
+            # Counts are statistics: they wait in memory for room rather than take a photo's.
+            log.warning("outbox: the disk is full: frame counts not stored yet (%s)", exc)
+            self._frame_counts.postponed()
+            return
+        self._frame_counts.written(written)
 
     def _maybe_prune(self) -> None:
         # Piggy-backed on marks and receipts (the sync threads, never the capture path), at

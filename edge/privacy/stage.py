@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from edge.config.privacy import PrivacyConfig
+from edge.errors import log_failure
 from edge.outbox import Outbox
 from edge.privacy.anonymise import encode_jpeg, off_note
 from edge.privacy.detect import PrivacyError
@@ -65,7 +66,7 @@ class RawImages:
             if self.outbox.attach_image(finding, jpeg, off_note()):
                 self._stored += 1
         except Exception:  # the record is stored; a broken disk must not stop recording
-            log.exception("image of finding %s not stored", finding.id)
+            log_failure(log, "image of finding %s not stored", finding.id)
 
     def status(self) -> PrivacyStatus:
         return PrivacyStatus(enabled=False, stored=self._stored)
@@ -166,7 +167,7 @@ class PrivacyStage:
             stored = False
         except Exception:
             # A disk or outbox error: the record is stored, the image is lost, grading goes on.
-            log.exception("privacy: image of finding %s not stored", job.finding.id)
+            log_failure(log, "privacy: image of finding %s not stored", job.finding.id)
             stored = False
         else:
             self.error = None

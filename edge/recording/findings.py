@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from edge.errors import log_failure
 from edge.gps import FixHistory
 from edge.outbox import Outbox
 from edge.privacy.stage import FindingImages
@@ -107,7 +108,7 @@ class FindingWriter:
             try:
                 self.outbox.add(finding, None)
             except Exception:
-                log.exception("manual mark could not be stored")
+                log_failure(log, "manual mark could not be stored")
                 return None
             self._count(finding)
         if frame is not None:

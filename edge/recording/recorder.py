@@ -20,6 +20,7 @@ from typing import Protocol
 from edge.capture.sampler import DistanceSampler
 from edge.config.loader import AppConfig
 from edge.dropqueue import DropOldestQueue
+from edge.errors import log_failure
 from edge.gps import history_for
 from edge.gps.disciplined import DisciplinedClock
 from edge.grading.grader import Grader
@@ -222,7 +223,7 @@ class Recorder:
                 self.record(graded)
             except Exception:
                 # A full or broken disk must not stop grading; the frame is counted as lost.
-                log.exception("could not record frame %d", graded.frame.seq)
+                log_failure(log, "could not record frame %d", graded.frame.seq)
 
     def record(self, graded: GradedFrame) -> None:
         self.findings.record(graded)
@@ -233,7 +234,7 @@ class Recorder:
         try:
             self._outbox_status = self.outbox.stats()
         except Exception:
-            log.exception("outbox statistics unavailable")
+            log_failure(log, "outbox statistics unavailable")
 
     def _status_loop(self) -> None:
         next_stats = 0.0
@@ -259,7 +260,7 @@ class Recorder:
             try:
                 self.outbox.add_track_point(fix)
             except Exception:
-                log.exception("track point not stored")
+                log_failure(log, "track point not stored")
                 return
             self._last_track_ns, self._last_track_odometer_m = fix.mono_ns, self.history.odometer_m
 

@@ -71,7 +71,7 @@ def test_the_driver_is_told_while_images_are_evicted_to_make_room(small_disk: Pa
     assert status.outbox.disk_free_bytes is not None
     # The floor is kept for the images, checked before each one is written; the database's
     # own pages written after that check (the finding's row, the WAL) may take a few blocks
-    # of it: on an AVX2 EPYC's tmpfs 3,276 bytes under the floor were measured.
+    # of it: on this machine's tmpfs 3,276 bytes under the floor were measured.
     sqlite_pages = 64 * 1024
     assert status.outbox.disk_free_bytes >= recorder.outbox.min_free_bytes - sqlite_pages
 

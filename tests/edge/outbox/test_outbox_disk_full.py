@@ -26,7 +26,6 @@ BIG = 10**12
 RESERVE_NAME = "outbox.reserve"  # edge.outbox.diskspace.RESERVE_NAME
 
 
-
 def _ids(db: Path) -> set[str]:
     try:
         return {r[0] for r in rows(db, "SELECT id FROM findings")}
@@ -191,3 +190,30 @@ def test_min_free_0_and_a_disk_filled_by_others_loses_no_manual_mark(
     # The room came from the photos (by the floor, or by the reserve's release on SQLITE_FULL).
     assert rows(db, "SELECT count(*) FROM findings WHERE image_state = 'evicted'")[0][0] > 0
     assert "evicting" in caplog.text
+
+
+def test_photos_attached_on_a_disk_with_no_room_left_cost_only_the_photos(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The privacy stage attaches each photo after its record is stored. When neither the
+    # reserve nor any photo can give room, the record stays, the photo goes, one line says so.
+    data_dir = small_disk / "data"
+    jpegs = real_jpegs(40)
+    with Outbox.open(data_dir, image_cap_bytes=BIG, min_free_bytes=0) as outbox:
+        findings = [make_finding(2, T0 + minutes(i), seq=i) for i in range(len(jpegs))]
+        for f in findings:
+            assert outbox.add(f, None)
+        (data_dir / RESERVE_NAME).unlink(missing_ok=True)
+        fill(small_disk)
+        with caplog.at_level(logging.ERROR):
+            attached = [
+                outbox.attach_image(f, jpeg) for f, jpeg in zip(findings, jpegs, strict=True)
+            ]
+    db = data_dir / "outbox.sqlite3"
+    assert set(f.id for f in findings) <= _ids(db)
+    assert not all(attached), "the disk never ran out of room"
+    named = {r[0] for r in rows(db, "SELECT image_name FROM findings WHERE image_name IS NOT NULL")}
+    on_disk = {p.name for p in (data_dir / "images").glob("*.jpg")}
+    assert on_disk <= named, f"photos on disk without a record naming them: {on_disk - named}"
+    assert "kept without its image" in caplog.text or "storing the record without it" in caplog.text
+
