@@ -185,6 +185,7 @@ class OfficeReceiver:
             self.last_error = f"broker refused the subscription: {reason_text(refused[0])}"
             log.error("%s", self.last_error)
             return
+        log.info("subscribed to %s: receiving", self.topic_filter)
         self._connected.set()
 
     def _on_disconnect(

@@ -9,13 +9,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from edge.grading.manifest import load_manifest
 from edge.model_store.shipped import default_model_package
+from edge.status import Alert
+from edge.status_socket import RemoteRecorder, socket_path_for
 
 from support import REPO
 from support.broker import Broker, wait_until
@@ -39,12 +40,6 @@ def _outbox(data: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
         conn.close()
 
 
-@pytest.mark.xfail(
-    reason="open bug seen on 2026-12-02 (AVX2 EPYC, 2 busy cores): a photo the vehicle marks "
-    "sent (broker PUBACK) is sometimes never stored by the office within 60 s; see the "
-    "closing note of issue 9",
-    strict=False,
-)
 def test_findings_travel_from_the_vehicle_to_the_office_map(broker: Broker, tmp_path: Path) -> None:
     data, office_db, images = tmp_path / "vehicle", tmp_path / "office.sqlite3", tmp_path / "img"
     cfg = tmp_path / "vehicle.toml"
@@ -55,34 +50,38 @@ def test_findings_travel_from_the_vehicle_to_the_office_map(broker: Broker, tmp_
         "replay_speed = 2.5\n"
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
     )
-    office = subprocess.Popen(
-        [
-            EXE,
-            "office",
-            "receive",
-            "--broker",
-            f"127.0.0.1:{broker.port}",
-            "--db",
-            str(office_db),
-            "--images",
-            str(images),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    office_log = tmp_path / "office.log"
+    with office_log.open("wb") as log_file:
+        office = subprocess.Popen(
+            [
+                EXE,
+                "office",
+                "receive",
+                "--broker",
+                f"127.0.0.1:{broker.port}",
+                "--db",
+                str(office_db),
+                "--images",
+                str(images),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     # The office's persistent session must exist before the vehicle publishes (as in the
     # field, where the office receiver runs all the time).
-    assert wait_until(lambda: "as roadpatrol-office" in broker.log(), 60), broker.log()
-    time.sleep(1.0)
+    assert wait_until(lambda: b"subscribed to" in office_log.read_bytes(), 60), broker.log()
     vehicle = subprocess.Popen(
         [EXE, "run", "--headless", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        # the replay ends after 120 frames at 4 fps; then everything drains
-        assert wait_until(lambda: len(_outbox(data, "SELECT id FROM findings")) >= 5, 120)
-        time.sleep(32)
+        # The replay ends after 120 frames at 4 fps, once the last photo is through the
+        # privacy stage; the recorder says so on its status socket. Then everything drains.
+        sock = socket_path_for(data)
+        assert wait_until(lambda: sock.exists() or vehicle.poll() is not None, 60)
+        with RemoteRecorder(sock).connect(timeout_s=10.0) as remote:
+            assert wait_until(lambda: Alert.REPLAY_FINISHED in remote.status().alerts, 180)
 
         def drained() -> bool:
             # A finding's record and its photo travel as two messages: both must be out.
@@ -105,20 +104,32 @@ def test_findings_travel_from_the_vehicle_to_the_office_map(broker: Broker, tmp_
     }
     assert photographed, "no finding kept its photo"
 
-    def office_has_all() -> bool:
+    def at_office(sql: str) -> set[str]:
         if not office_db.exists():
-            return False
+            return set()
         conn = sqlite3.connect(f"file:{office_db}?mode=ro", uri=True, timeout=5)
         try:
-            got = {r[0] for r in conn.execute("SELECT id FROM findings")}
+            return {r[0] for r in conn.execute(sql)}
         except sqlite3.OperationalError:
-            return False
+            return set()
         finally:
             conn.close()
-        return got == stored
+
+    def office_has_all() -> bool:
+        # A photo travels after its record: the last records may be in before their photos.
+        return at_office("SELECT id FROM findings") == stored and photographed <= at_office(
+            "SELECT finding_id FROM images"
+        )
 
     try:
-        assert wait_until(office_has_all, 60), "the office is missing findings"
+        if not wait_until(office_has_all, 60):
+            missing = photographed - at_office("SELECT finding_id FROM images")
+            states = _outbox(data, "SELECT id, image_state, image_receipted_at FROM findings")
+            pytest.fail(
+                f"the office is missing {len(stored - at_office('SELECT id FROM findings'))} "
+                f"findings and {len(missing)} photos; vehicle's states of those photos: "
+                f"{[s for s in states if s[0] in missing]}"
+            )
     finally:
         office.send_signal(signal.SIGINT)
         office.wait(timeout=30)
