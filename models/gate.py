@@ -84,19 +84,31 @@ def _trained_on(manifest: ModelManifest) -> tuple[set[str], set[str]]:
 
 
 def seen_in_training(
-    manifest: ModelManifest, images: list[GradedImage], folder: Path
+    manifest: ModelManifest,
+    images: list[GradedImage],
+    folder: Path,
+    file_digests: dict[Path, str] | None = None,
 ) -> dict[str, Any]:
     """How many of a folder's images the package has seen: identical files, and images of a
     group (city, capture week) it trained on. A group that is only the folder's own name says
-    nothing (two unrelated folders may share a name) and is not counted."""
+    nothing (two unrelated folders may share a name) and is not counted. ``file_digests``:
+    the images' digests when the caller has them (both sides of a comparison share them)."""
     digests, groups = _trained_on(manifest)
-    same_file = {i.path for i in images if digests and image_digest(i.path) in digests}
+    if digests:
+        known = file_digests if file_digests is not None else _digests(images)
+        same_file = {i.path for i in images if known[i.path] in digests}
+    else:
+        same_file = set()
     same_group = {i.path for i in images if i.group in groups and i.group != folder.name}
     return {
         "images": len(same_file | same_group),
         "identical_files": len(same_file),
         "groups": sorted({i.group for i in images if i.path in same_group}),
     }
+
+
+def _digests(images: list[GradedImage]) -> dict[Path, str]:
+    return {i.path: image_digest(i.path) for i in images}
 
 
 def compare_models(
@@ -119,8 +131,9 @@ def compare_models(
         images = list(read_graded([folder], min_classes=1).images)
         fa = _folder_side(a, collect_graded(a, images))
         fb = _folder_side(b, collect_graded(b, images))
-        fa["seen_in_training"] = seen_in_training(a.manifest, images, folder)
-        fb["seen_in_training"] = seen_in_training(b.manifest, images, folder)
+        digests = _digests(images)  # read each file once for both sides
+        fa["seen_in_training"] = seen_in_training(a.manifest, images, folder, digests)
+        fb["seen_in_training"] = seen_in_training(b.manifest, images, folder, digests)
         report["folders"].append(
             {"folder": str(folder), "a": fa, "b": fb,
              "delta": {"office_macro_f1": round(fb["office_macro_f1"] - fa["office_macro_f1"], 4)}}

@@ -168,6 +168,7 @@ def provenance(
     rehearsal_images: int,
 ) -> dict[str, Any]:
     given = load_manifest(req.base.with_suffix(".json"))
+    trained = [g for g in graded.images if g.group != holdout]
     return {
         **base.training,
         "adapted_from": {
@@ -178,14 +179,12 @@ def provenance(
         "adapted_utc": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "graded_sources": list(graded.sources),
         "heldout_group": holdout,
-        "graded_train_images": sum(1 for g in graded.images if g.group != holdout),
-        "graded_heldout_images": sum(1 for g in graded.images if g.group == holdout),
+        "graded_train_images": len(trained),
+        "graded_heldout_images": len(graded.images) - len(trained),
         # What the gate checks its folders against: a model scored on images (or on a city)
         # it was trained on says nothing about roads it has not seen.
-        "graded_train_groups": sorted({g.group for g in graded.images if g.group != holdout}),
-        "graded_train_sha256_16": sorted(
-            image_digest(g.path) for g in graded.images if g.group != holdout
-        ),
+        "graded_train_groups": sorted({g.group for g in trained}),
+        "graded_train_sha256_16": sorted(image_digest(g.path) for g in trained),
         "adapt": {
             "keep_boxes": req.options.keep_boxes,
             "trained": "stride-32 blocks, neck and heads; stem and blocks 0-10 frozen "
