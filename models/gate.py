@@ -87,28 +87,20 @@ def seen_in_training(
     manifest: ModelManifest,
     images: list[GradedImage],
     folder: Path,
-    file_digests: dict[Path, str] | None = None,
+    file_digests: dict[Path, str],
 ) -> dict[str, Any]:
     """How many of a folder's images the package has seen: identical files, and images of a
     group (city, capture week) it trained on. A group that is only the folder's own name says
     nothing (two unrelated folders may share a name) and is not counted. ``file_digests``:
-    the images' digests when the caller has them (both sides of a comparison share them)."""
+    the images' digests (empty when no side of the comparison recorded any)."""
     digests, groups = _trained_on(manifest)
-    if digests:
-        known = file_digests if file_digests is not None else _digests(images)
-        same_file = {i.path for i in images if known[i.path] in digests}
-    else:
-        same_file = set()
+    same_file = {i.path for i in images if file_digests.get(i.path) in digests}
     same_group = {i.path for i in images if i.group in groups and i.group != folder.name}
     return {
         "images": len(same_file | same_group),
         "identical_files": len(same_file),
         "groups": sorted({i.group for i in images if i.path in same_group}),
     }
-
-
-def _digests(images: list[GradedImage]) -> dict[Path, str]:
-    return {i.path: image_digest(i.path) for i in images}
 
 
 def compare_models(
@@ -131,7 +123,9 @@ def compare_models(
         images = list(read_graded([folder], min_classes=1).images)
         fa = _folder_side(a, collect_graded(a, images))
         fb = _folder_side(b, collect_graded(b, images))
-        digests = _digests(images)  # read each file once for both sides
+        # Each file read once for both sides, and only if a side recorded digests.
+        recorded = any(_trained_on(g.manifest)[0] for g in (a, b))
+        digests = {i.path: image_digest(i.path) for i in images} if recorded else {}
         fa["seen_in_training"] = seen_in_training(a.manifest, images, folder, digests)
         fb["seen_in_training"] = seen_in_training(b.manifest, images, folder, digests)
         report["folders"].append(

@@ -27,8 +27,8 @@ DEMO = REPO / "edge" / "demo"
 EXE = str(Path(sys.executable).with_name("roadpatrol"))
 
 
-def _outbox(data: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
-    db = data / "outbox.sqlite3"
+def _query(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    """Rows of a database another process writes; none while it does not exist yet."""
     if not db.exists():
         return []
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
@@ -38,6 +38,10 @@ def _outbox(data: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
         return []
     finally:
         conn.close()
+
+
+def _outbox(data: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    return _query(data / "outbox.sqlite3", sql)
 
 
 def test_findings_travel_from_the_vehicle_to_the_office_map(broker: Broker, tmp_path: Path) -> None:
@@ -105,15 +109,7 @@ def test_findings_travel_from_the_vehicle_to_the_office_map(broker: Broker, tmp_
     assert photographed, "no finding kept its photo"
 
     def at_office(sql: str) -> set[str]:
-        if not office_db.exists():
-            return set()
-        conn = sqlite3.connect(f"file:{office_db}?mode=ro", uri=True, timeout=5)
-        try:
-            return {r[0] for r in conn.execute(sql)}
-        except sqlite3.OperationalError:
-            return set()
-        finally:
-            conn.close()
+        return {r[0] for r in _query(office_db, sql)}
 
     def office_has_all() -> bool:
         # A photo travels after its record: the last records may be in before their photos.

@@ -216,4 +216,3 @@ def test_photos_attached_on_a_disk_with_no_room_left_cost_only_the_photos(
     on_disk = {p.name for p in (data_dir / "images").glob("*.jpg")}
     assert on_disk <= named, f"photos on disk without a record naming them: {on_disk - named}"
     assert "kept without its image" in caplog.text or "storing the record without it" in caplog.text
-
