@@ -280,8 +280,9 @@ class Publisher:
         stalled_s = self._acks.stalled_s()
         if stalled_s is None or stalled_s <= self.cfg.puback_timeout_s:
             return False
-        self.counters.half_open_drops += 1
         self._drop(f"no PUBACK for {stalled_s:.0f} s: link half-open, reconnecting")
+        # Counted once the link status says so: a reader of the counter then sees the reason.
+        self.counters.half_open_drops += 1
         return True
 
     # --- sending --------------------------------------------------------------------------
