@@ -20,6 +20,16 @@ def _check_request(args: argparse.Namespace) -> None:
         raise UsageError(f"--version {args.version!r}: expected X.Y.Z")
     if args.epochs < 1:
         raise UsageError(f"--epochs {args.epochs}: give at least 1")
+    if not 5 <= args.train_from_block <= 11:
+        raise UsageError(
+            f"--train-from-block {args.train_from_block}: give 5 to 11 (the stride-8 tap, block "
+            "4, always stays frozen and cached)"
+        )
+    if args.train_from_block != 11 and args.keep_boxes == "frozen":
+        raise UsageError(
+            f"--train-from-block {args.train_from_block} with --keep-boxes frozen: a frozen box "
+            "head needs the stride-16 features it was trained on (use 11, or rehearsal)"
+        )
     try:
         base = load_manifest(args.base.with_suffix(".json"))
     except ModelPackageError as exc:
@@ -58,6 +68,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         run=args.run, epochs=args.epochs, keep_boxes=args.keep_boxes, lr=args.lr,
         graded_per_step=args.graded_per_step, rdd_per_step=args.rdd_per_step,
         threads=args.threads, max_steps=args.max_steps, views=args.views,
+        train_from_block=args.train_from_block,
         graded_weight=args.graded_weight, class_balance=args.class_balance,
     )  # fmt: skip
     request = AdaptRequest(
@@ -108,6 +119,11 @@ def add_adapt(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--keep-boxes", choices=["rehearsal", "distill", "frozen"], default="rehearsal",
         help="how the box head keeps its knowledge (see models/adapt/train.py)",
+    )  # fmt: skip
+    p.add_argument(
+        "--train-from-block", type=int, default=11, metavar="5..11",
+        help="first backbone block that trains: 11 the stride-32 blocks only (default); "
+        "5-10 also stride-16 blocks from that one (slower steps, features cached before it)",
     )  # fmt: skip
     p.add_argument(
         "--views", type=int, default=4,

@@ -72,21 +72,22 @@ def fine_tuned_model(
 ) -> tuple[Any, ModelManifest, list[dict[str, float]], int]:
     """The base network fine-tuned on the graded training images (resuming when it can)."""
     from models.adapt.base_weights import load_base
-    from models.adapt.features import graded_views, trunk_features
+    from models.adapt.features import cache_folder, graded_views, trunk_features
     from models.adapt.train import fine_tune
 
     model, base_manifest = load_base(req.base)
     size = base_manifest.input.width
-    run = req.options.run
+    last_frozen = req.options.last_frozen_block
+    cache = cache_folder(req.options.run, last_frozen)
     _, rehearsal = _rehearsal(req.voc, req.rehearsal_images)
     graded_f = graded_views(
-        model, [g.path for g in train_g], size, run / "features", req.options.views
+        model, [g.path for g in train_g], size, cache, req.options.views, last_frozen
     )
     rdd_f = None
     if req.options.keep_boxes != "frozen":
         rdd_f = trunk_features(
-            model, [s.image_path for s in rehearsal], size, run / "features" / "rdd",
-            "RDD features",
+            model, [s.image_path for s in rehearsal], size, cache / "rdd", "RDD features",
+            last_frozen=last_frozen,
         )  # fmt: skip
     history = fine_tune(model, size, (train_g, graded_f), (rehearsal, rdd_f), req.options)
     return model, base_manifest, history, len(rehearsal)
@@ -187,8 +188,8 @@ def provenance(
         "graded_train_sha256_16": sorted(image_digest(g.path) for g in trained),
         "adapt": {
             "keep_boxes": req.options.keep_boxes,
-            "trained": "stride-32 blocks, neck and heads; stem and blocks 0-10 frozen "
-            "(features cached)",
+            "trained": _trained_part(req.options.train_from_block),
+            "train_from_block": req.options.train_from_block,
             "epochs": req.options.epochs,
             "graded_per_step": req.options.graded_per_step,
             "graded_views": req.options.views,
@@ -203,6 +204,11 @@ def provenance(
         "(each one type or none: softmax with a fixed none logit)",
         **req.extra,
     }
+
+
+def _trained_part(first: int) -> str:
+    blocks = "stride-32 blocks" if first == 11 else f"blocks {first}-15"
+    return f"{blocks}, neck and heads; stem and blocks 0-{first - 1} frozen (features cached)"
 
 
 def adapt(req: AdaptRequest, graded: GradedSet, holdout: str | None) -> dict[str, Any]:

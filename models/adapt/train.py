@@ -15,6 +15,10 @@ frozen, a batch of the base's own RDD training images with their boxes:
 - ``frozen``: no RDD images; the neck, the box head and the backbone up to stride 16 are
   frozen, so only the stride-32 blocks and the image head move.
 
+``train_from_block`` moves the frozen/trained border: 11 (the default) trains the stride-32
+blocks and up; 5 to 10 also train the stride-16 blocks from that one, at about twice the cost
+per step for 5. The trunk's features are cached up to the block before it.
+
 Batch norms stay in inference mode (the base's statistics are folded into its weights, and
 small mixed batches would give poor estimates). Checkpoints after every epoch make a stopped
 run resumable: run the same command again.
@@ -49,7 +53,7 @@ from models.training.train import (
 )
 
 KeepBoxes = Literal["rehearsal", "distill", "frozen"]
-TRUNK_BLOCKS = 11  # blocks 0..10 (up to the stride-16 tap) are frozen: see features.py
+TRAIN_FROM_BLOCKS = range(5, 12)  # 11: blocks 0..10 (up to the stride-16 tap) stay frozen
 LABEL_INDEX = {code: i for i, code in enumerate(CLASS_CODES)}
 
 
@@ -68,6 +72,11 @@ class AdaptOptions:
     seed: int = 0
     threads: int = 2
     max_steps: int | None = None  # stop after this many steps in all (tests, timing)
+    train_from_block: int = 11  # the first backbone block that trains: see TRAIN_FROM_BLOCKS
+
+    @property
+    def last_frozen_block(self) -> int:
+        return self.train_from_block - 1
 
 
 def graded_targets(label: str) -> np.ndarray:
@@ -114,7 +123,7 @@ class Mixer:
         flip = rng.random(len(idx)) < 0.5
         f = self.graded_features
         return (
-            _flipped(f.c8[rows], flip), _flipped(f.c16[rows], flip),
+            _flipped(f.c8[rows], flip), _flipped(f.last_frozen[rows], flip),
             torch.from_numpy(self.graded_y[idx]),
         )  # fmt: skip
 
@@ -129,7 +138,8 @@ class Mixer:
         box[flip, 2] = 1.0 - box[flip, 2]
         box[flip] *= (wgt[flip] > 0)[:, None]
         return (
-            _flipped(self.rdd_features.c8[idx], flip), _flipped(self.rdd_features.c16[idx], flip),
+            _flipped(self.rdd_features.c8[idx], flip),
+            _flipped(self.rdd_features.last_frozen[idx], flip),
             _flipped(heat, flip), _flipped(box, flip),
             _flipped(wgt[:, None], flip)[:, 0], torch.from_numpy(y),
         )  # fmt: skip
@@ -152,10 +162,14 @@ def _rdd_targets(s: Sample, cells: int) -> tuple[np.ndarray, ...]:
     return heat, box_t, wgt, y
 
 
-def _trainable(model: RoadDamageNet, keep_boxes: KeepBoxes) -> list[nn.Parameter]:
+def _trainable(model: RoadDamageNet, opts: AdaptOptions) -> list[nn.Parameter]:
+    if opts.train_from_block not in TRAIN_FROM_BLOCKS:
+        raise ValueError(f"train_from_block must be 5 to 11, not {opts.train_from_block}")
+    if opts.keep_boxes == "frozen" and opts.train_from_block != 11:
+        raise ValueError("a frozen box head needs the stride-16 features it was trained on")
     bb = model.backbone
-    frozen: list[nn.Module] = [bb._conv_stem, bb._bn0, *bb._blocks[:TRUNK_BLOCKS]]
-    if keep_boxes == "frozen":
+    frozen: list[nn.Module] = [bb._conv_stem, bb._bn0, *bb._blocks[: opts.train_from_block]]
+    if opts.keep_boxes == "frozen":
         frozen += [model.lat8, model.lat16, model.lat32]
         frozen += [model.smooth8, model.smooth16, model.heat, model.box]
     for module in frozen:
@@ -188,9 +202,10 @@ class Stepper:
     def __init__(self, model: RoadDamageNet, opts: AdaptOptions, size: int):
         self.model, self.opts, self.size = model, opts, size
         self.teacher = copy.deepcopy(model).eval() if opts.keep_boxes == "distill" else None
-        self.params = _trainable(model, opts.keep_boxes)
+        self.params = _trainable(model, opts)
 
-    def _run(self, c8: torch.Tensor, c16: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _run(self, c8: torch.Tensor, last_frozen: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        c16 = self.model.middle(last_frozen, self.opts.last_frozen_block)
         return self.model.heads(c8, c16, self.model.top(c16))
 
     def losses(self, mixer: Mixer, rng: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -207,7 +222,8 @@ class Stepper:
         out["rdd_image"] = F.binary_cross_entropy_with_logits(logits[:r], ry)
         if self.teacher is not None:
             with torch.no_grad():
-                teacher = self.teacher.heads(r8, r16, self.teacher.top(r16))
+                t16 = self.teacher.middle(r16, self.opts.last_frozen_block)
+                teacher = self.teacher.heads(r8, t16, self.teacher.top(t16))
             out["rdd_distill"] = _distill_loss(heat[:r], box_raw[:r], teacher)
         else:
             out["rdd_heat"] = focal_loss(heat[:r], heat_t)

@@ -62,16 +62,28 @@ class RoadDamageNet(nn.Module):
         # stride-32 features that says which damage types the frame shows at all.
         self.image_head: nn.Linear | None = None
 
-    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stem and blocks up to the stride-16 tap: the (stride-8, stride-16) features."""
+    def trunk(
+        self, x: torch.Tensor, upto: int = _STRIDE16_BLOCK
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stem and blocks 0..``upto``: (the stride-8 features, block ``upto``'s output).
+        With the default, that output is the stride-16 tap."""
+        if not _STRIDE8_BLOCK <= upto <= _STRIDE16_BLOCK:
+            raise ValueError(f"the trunk ends between blocks {_STRIDE8_BLOCK} and 10, not {upto}")
         bb = self.backbone
         x = bb._swish(bb._bn0(bb._conv_stem(x)))
         c8 = x
-        for idx, block in enumerate(bb._blocks[: _STRIDE16_BLOCK + 1]):
+        for idx, block in enumerate(bb._blocks[: upto + 1]):
             x = block(x)
             if idx == _STRIDE8_BLOCK:
                 c8 = x
         return c8, x
+
+    def middle(self, x: torch.Tensor, after: int) -> torch.Tensor:
+        """The blocks from ``after + 1`` to the stride-16 tap, on block ``after``'s output:
+        the stride-16 features (``x`` itself when ``after`` is the tap)."""
+        for block in self.backbone._blocks[after + 1 : _STRIDE16_BLOCK + 1]:
+            x = block(x)
+        return x
 
     def top(self, c16: torch.Tensor) -> torch.Tensor:
         """The blocks after the stride-16 tap: stride-32 features."""

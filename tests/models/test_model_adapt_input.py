@@ -109,3 +109,19 @@ def test_an_existing_package_of_that_version_is_not_overwritten(tmp_path: Path) 
     assert [p.name for p in out.iterdir()] == ["road-damage-9.9.9.json"]
     assert (out / "road-damage-9.9.9.json").read_text() == "{}"
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (("--train-from-block", "4"), "give 5 to 11"),
+        (("--train-from-block", "16"), "give 5 to 11"),
+        (("--train-from-block", "8", "--keep-boxes", "frozen"), "a frozen box head"),
+    ],
+    ids=["before-the-stride-8-tap", "past-the-last-block", "with-a-frozen-box-head"],
+)
+def test_a_trained_part_that_cannot_work_is_refused(
+    tmp_path: Path, extra: tuple[str, ...], named: str
+) -> None:
+    graded = _graded_copy(tmp_path / "g", {"D00": 2, "none": 2})
+    _refused(tmp_path, _adapt(tmp_path, graded, extra=extra), "--train-from-block", named)

@@ -89,3 +89,39 @@ def test_a_run_shows_progress_with_eta_and_resumes_from_its_run_folder(tmp_path:
     assert len(held) == 9 and not held & trained
     assert "graded images" in (manifest.quantization or {})["image_head_refit_on_int8_features"]
     assert manifest.metrics["office_heldout"]["group"] == "konan"
+
+
+def test_training_from_a_stride_16_block_moves_it_and_keeps_the_blocks_before(
+    tmp_path: Path,
+) -> None:
+    from models.adapt.base_weights import load_base
+    from models.adapt.features import cache_folder, graded_views, trunk_features
+    from models.adapt.graded import GradedImage
+    from models.adapt.train import AdaptOptions, fine_tune
+    from models.training.dataset import load_voc_dir
+    from models.training.spec import CLASS_CODES
+
+    voc = tiny_voc(tmp_path / "voc", train=8, val=1)
+    crops = graded_crops(tmp_path / "graded", 2, ("konan",), ("D00", "D20", "none"))
+    graded = [GradedImage(p, p.parent.name, "konan") for p in sorted(crops.rglob("*.png"))]
+    model, manifest = load_base(INT8)
+    size = manifest.input.width
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opts = AdaptOptions(
+        run=tmp_path / "run", train_from_block=8, max_steps=2, graded_per_step=4, rdd_per_step=4
+    )
+    cache = cache_folder(opts.run, opts.last_frozen_block)
+    assert cache.name == "features-block7"
+    g = graded_views(model, [x.path for x in graded], size, cache, 1, opts.last_frozen_block)
+    assert g.last_frozen.shape[1:] == (80, size // 16, size // 16)  # block 7: 80 channels
+    rdd = load_voc_dir(voc, CLASS_CODES)
+    r = trunk_features(model, [s.image_path for s in rdd], size, cache / "rdd", "RDD", last_frozen=7)
+    fine_tune(model, size, (graded, g), (rdd, r), opts)
+    after = model.state_dict()
+    moved = {
+        int(k.split(".")[2])
+        for k in before
+        if k.startswith("backbone._blocks.") and not torch.equal(before[k], after[k])
+    }
+    assert moved == set(range(8, 16)), sorted(moved)
+    assert torch.equal(before["backbone._conv_stem.weight"], after["backbone._conv_stem.weight"])

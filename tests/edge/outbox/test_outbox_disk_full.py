@@ -216,3 +216,34 @@ def test_photos_attached_on_a_disk_with_no_room_left_cost_only_the_photos(
     on_disk = {p.name for p in (data_dir / "images").glob("*.jpg")}
     assert on_disk <= named, f"photos on disk without a record naming them: {on_disk - named}"
     assert "kept without its image" in caplog.text or "storing the record without it" in caplog.text
+
+
+def test_frame_counts_on_a_full_disk_wait_in_memory_and_are_all_stored_later(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Grade-0 frames are only counted. With no photo to evict and no reserve, the counts'
+    # commit fails: they must wait in memory, not stop the capture path or be dropped.
+    data_dir = small_disk / "data"
+    now = [0.0]
+    with Outbox.open(
+        data_dir, image_cap_bytes=BIG, min_free_bytes=0, monotonic=lambda: now[0]
+    ) as outbox:
+        assert outbox.add(make_finding(2, T0, seq=0), None)
+        (data_dir / RESERVE_NAME).unlink(missing_ok=True)
+        with sqlite3.connect(data_dir / "outbox.sqlite3") as other:
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next commit must grow the WAL
+        ballast = fill(small_disk)
+        with caplog.at_level(logging.WARNING):
+            for second in range(30):
+                now[0] = float(second)
+                for grade in (0, 0, 0, 1):
+                    outbox.count_frame(grade)
+        assert "frame counts not stored yet" in caplog.text
+        ballast.unlink()
+        now[0] = 60.0
+        outbox.count_frame(0)
+    frames = Outbox.open(data_dir, image_cap_bytes=BIG, min_free_bytes=0)
+    try:
+        assert frames.summary().frames_by_grade == {"0": 91, "1": 30, "2": 0, "3": 0}
+    finally:
+        frames.close()
