@@ -115,7 +115,8 @@ def test_training_from_a_stride_16_block_moves_it_and_keeps_the_blocks_before(
     g = graded_views(model, [x.path for x in graded], size, cache, 1, opts.last_frozen_block)
     assert g.last_frozen.shape[1:] == (80, size // 16, size // 16)  # block 7: 80 channels
     rdd = load_voc_dir(voc, CLASS_CODES)
-    r = trunk_features(model, [s.image_path for s in rdd], size, cache / "rdd", "RDD", last_frozen=7)
+    rdd_paths = [s.image_path for s in rdd]
+    r = trunk_features(model, rdd_paths, size, cache / "rdd", "RDD", last_frozen=7)
     fine_tune(model, size, (graded, g), (rdd, r), opts)
     after = model.state_dict()
     moved = {
