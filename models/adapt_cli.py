@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edge.errors import UsageError
 from edge.grading.manifest import ModelPackageError, load_manifest
+from models.adapt import trained_part
 
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 
@@ -20,16 +21,9 @@ def _check_request(args: argparse.Namespace) -> None:
         raise UsageError(f"--version {args.version!r}: expected X.Y.Z")
     if args.epochs < 1:
         raise UsageError(f"--epochs {args.epochs}: give at least 1")
-    if not 5 <= args.train_from_block <= 11:
-        raise UsageError(
-            f"--train-from-block {args.train_from_block}: give 5 to 11 (the stride-8 tap, block "
-            "4, always stays frozen and cached)"
-        )
-    if args.train_from_block != 11 and args.keep_boxes == "frozen":
-        raise UsageError(
-            f"--train-from-block {args.train_from_block} with --keep-boxes frozen: a frozen box "
-            "head needs the stride-16 features it was trained on (use 11, or rehearsal)"
-        )
+    why = trained_part.problem(args.train_from_block, args.keep_boxes)
+    if why is not None:
+        raise UsageError(f"--train-from-block {why}")
     try:
         base = load_manifest(args.base.with_suffix(".json"))
     except ModelPackageError as exc:
@@ -121,7 +115,7 @@ def add_adapt(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="how the box head keeps its knowledge (see models/adapt/train.py)",
     )  # fmt: skip
     p.add_argument(
-        "--train-from-block", type=int, default=11, metavar="5..11",
+        "--train-from-block", type=int, default=trained_part.DEFAULT_FIRST, metavar="5..11",
         help="first backbone block that trains: 11 the stride-32 blocks only (default); "
         "5-10 also stride-16 blocks from that one (slower steps, features cached before it)",
     )  # fmt: skip

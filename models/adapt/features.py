@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from edge.grading.preprocess import preprocess
-from models.training.net import RoadDamageNet
+from models.training.net import STRIDE16_BLOCK, RoadDamageNet
 from models.training.spec import input_spec
 
 CHUNK = 32  # images per cache file
@@ -48,7 +48,7 @@ def trunk_features(
     cache: Path,
     desc: str,
     reader: Callable[[Path], np.ndarray] = _read,
-    last_frozen: int = 10,
+    last_frozen: int = STRIDE16_BLOCK,
 ) -> Features:
     """Stride-8 features and block ``last_frozen``'s output for ``paths`` (in order), from
     ``cache`` where present (one cache folder per ``last_frozen``: see ``cache_folder``)."""
@@ -100,7 +100,7 @@ def augmented_reader(view: int) -> Callable[[Path], np.ndarray]:
 def cache_folder(run: Path, last_frozen: int) -> Path:
     """Where a run keeps its features: ``features/`` for the default split at block 10 (as
     runs always did), ``features-block{N}/`` for another."""
-    return run / ("features" if last_frozen == 10 else f"features-block{last_frozen}")
+    return run / ("features" if last_frozen == STRIDE16_BLOCK else f"features-block{last_frozen}")
 
 
 def graded_views(
@@ -109,7 +109,7 @@ def graded_views(
     size: int,
     cache: Path,
     views: int,
-    last_frozen: int = 10,
+    last_frozen: int = STRIDE16_BLOCK,
 ) -> Features:
     """View 0 (the images as they are) and ``views - 1`` augmented views of each image,
     stacked view after view: row ``v * len(paths) + i`` is view v of image i."""

@@ -26,6 +26,7 @@ from typing import Any
 
 from edge.grading.grader import Grader
 from edge.grading.manifest import ModelManifest, load_manifest
+from models.adapt import trained_part
 from models.adapt.graded import GradedImage, GradedSet, image_digest, split_holdout, write_tree
 from models.adapt.train import AdaptOptions
 from models.training.dataset import Box, Sample
@@ -188,7 +189,7 @@ def provenance(
         "graded_train_sha256_16": sorted(image_digest(g.path) for g in trained),
         "adapt": {
             "keep_boxes": req.options.keep_boxes,
-            "trained": _trained_part(req.options.train_from_block),
+            "trained": trained_part.describe(req.options.train_from_block),
             "train_from_block": req.options.train_from_block,
             "epochs": req.options.epochs,
             "graded_per_step": req.options.graded_per_step,
@@ -204,11 +205,6 @@ def provenance(
         "(each one type or none: softmax with a fixed none logit)",
         **req.extra,
     }
-
-
-def _trained_part(first: int) -> str:
-    blocks = "stride-32 blocks" if first == 11 else f"blocks {first}-15"
-    return f"{blocks}, neck and heads; stem and blocks 0-{first - 1} frozen (features cached)"
 
 
 def adapt(req: AdaptRequest, graded: GradedSet, holdout: str | None) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from models.adapt import trained_part
 from models.adapt.features import Features
 from models.adapt.graded import GradedImage
 from models.training.dataset import Sample, make_targets
@@ -53,7 +54,6 @@ from models.training.train import (
 )
 
 KeepBoxes = Literal["rehearsal", "distill", "frozen"]
-TRAIN_FROM_BLOCKS = range(5, 12)  # 11: blocks 0..10 (up to the stride-16 tap) stay frozen
 LABEL_INDEX = {code: i for i, code in enumerate(CLASS_CODES)}
 
 
@@ -72,7 +72,7 @@ class AdaptOptions:
     seed: int = 0
     threads: int = 2
     max_steps: int | None = None  # stop after this many steps in all (tests, timing)
-    train_from_block: int = 11  # the first backbone block that trains: see TRAIN_FROM_BLOCKS
+    train_from_block: int = trained_part.DEFAULT_FIRST  # the first backbone block that trains
 
     @property
     def last_frozen_block(self) -> int:
@@ -163,10 +163,9 @@ def _rdd_targets(s: Sample, cells: int) -> tuple[np.ndarray, ...]:
 
 
 def _trainable(model: RoadDamageNet, opts: AdaptOptions) -> list[nn.Parameter]:
-    if opts.train_from_block not in TRAIN_FROM_BLOCKS:
-        raise ValueError(f"train_from_block must be 5 to 11, not {opts.train_from_block}")
-    if opts.keep_boxes == "frozen" and opts.train_from_block != 11:
-        raise ValueError("a frozen box head needs the stride-16 features it was trained on")
+    why = trained_part.problem(opts.train_from_block, opts.keep_boxes)
+    if why is not None:
+        raise ValueError(f"train_from_block {why}")
     bb = model.backbone
     frozen: list[nn.Module] = [bb._conv_stem, bb._bn0, *bb._blocks[: opts.train_from_block]]
     if opts.keep_boxes == "frozen":

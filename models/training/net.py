@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 # Indices (in EfficientNet-Lite0's 16 MBConv blocks) whose outputs feed the neck.
 _STRIDE8_BLOCK, _STRIDE16_BLOCK, _STRIDE32_BLOCK = 4, 10, 15
+STRIDE16_BLOCK = _STRIDE16_BLOCK  # the last block before the stride-32 ones
 _CHANNELS = {8: 40, 16: 112, 32: 320}
 STRIDE = 8
 
