@@ -64,6 +64,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         threads=args.threads, max_steps=args.max_steps, views=args.views,
         train_from_block=args.train_from_block,
         graded_weight=args.graded_weight, class_balance=args.class_balance,
+        graded_loss=args.graded_loss,
     )  # fmt: skip
     request = AdaptRequest(
         base=args.base, graded=tuple(args.graded), voc=args.voc, out=args.out,
@@ -130,6 +131,11 @@ def add_adapt(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--class-balance", type=float, default=0.5,
         help="graded images are drawn with weight (images of their class)^-B: 0 as they "
         "come, 1 every class alike",
+    )  # fmt: skip
+    p.add_argument(
+        "--graded-loss", choices=["independent", "one-of"], default="independent",
+        help="independent: a yes/no per type (BCE); one-of: a verdict is one type or none, so "
+        "the types compete (softmax with a fixed none logit), as the image head's refit does",
     )  # fmt: skip
     p.add_argument("--rehearsal-images", type=int, default=640)
     p.add_argument("--graded-per-step", type=int, default=8)

@@ -195,6 +195,7 @@ def provenance(
             "graded_per_step": req.options.graded_per_step,
             "graded_views": req.options.views,
             "class_balance": req.options.class_balance,
+            "graded_loss": req.options.graded_loss,
             "rdd_per_step": req.options.rdd_per_step if req.options.keep_boxes != "frozen" else 0,
             "rehearsal_images": rehearsal_images,
             "lr": req.options.lr,

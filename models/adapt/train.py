@@ -54,6 +54,7 @@ from models.training.train import (
 )
 
 KeepBoxes = Literal["rehearsal", "distill", "frozen"]
+GradedLoss = Literal["independent", "one-of"]
 LABEL_INDEX = {code: i for i, code in enumerate(CLASS_CODES)}
 
 
@@ -73,6 +74,7 @@ class AdaptOptions:
     threads: int = 2
     max_steps: int | None = None  # stop after this many steps in all (tests, timing)
     train_from_block: int = trained_part.DEFAULT_FIRST  # the first backbone block that trains
+    graded_loss: GradedLoss = "independent"  # how a verdict's types are scored (see _graded_loss)
 
     @property
     def last_frozen_block(self) -> int:
@@ -177,12 +179,31 @@ def _trainable(model: RoadDamageNet, opts: AdaptOptions) -> list[nn.Parameter]:
 
 
 def _graded_loss(
-    heat: torch.Tensor, image_logits: torch.Tensor, y: torch.Tensor
+    heat: torch.Tensor, image_logits: torch.Tensor, y: torch.Tensor, how: GradedLoss
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(image-head BCE, BCE on each type's strongest heat-map cell)."""
-    image = F.binary_cross_entropy_with_logits(image_logits, y)
-    peak = F.binary_cross_entropy_with_logits(heat.amax(dim=(2, 3)), y)
-    return image, peak
+    """(image-head loss, loss on each type's strongest heat-map cell).
+
+    ``independent``: binary cross-entropy per type. ``one-of``: an office verdict names one
+    type or none, so the types compete: softmax cross-entropy over the types' logits and a
+    "none" logit fixed at 0 (the loss the image head's refit uses, ``models/head_refit.py``).
+    On a crop the vehicle reports its strongest finding's type, so what matters is that the
+    verdict's type beats the others, not each type's score alone."""
+    peaks = heat.amax(dim=(2, 3))
+    if how == "independent":
+        image = F.binary_cross_entropy_with_logits(image_logits, y)
+        return image, F.binary_cross_entropy_with_logits(peaks, y)
+    return _one_of_loss(image_logits, y), _one_of_loss(peaks, y)
+
+
+def _one_of_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy over [types..., none = 0]; ``y`` is one-hot over the types, or all
+    0 for none. Divided by the number of types, so that each logit's gradient is as large as
+    under the per-type mean BCE and the graded images keep their weight against rehearsal."""
+    types = logits.shape[1]
+    with_none = torch.cat([logits, torch.zeros_like(logits[:, :1])], dim=1)
+    none = torch.full_like(y[:, 0], types, dtype=torch.long)
+    target = torch.where(y.sum(dim=1) > 0, y.argmax(dim=1), none)
+    return F.cross_entropy(with_none, target) / types
 
 
 def _distill_loss(
@@ -211,12 +232,12 @@ class Stepper:
         g8, g16, gy = mixer.graded_batch(rng)
         if self.opts.keep_boxes == "frozen":
             heat, _, logits = self._run(g8, g16)
-            image_l, peak_l = _graded_loss(heat, logits, gy)
+            image_l, peak_l = _graded_loss(heat, logits, gy, self.opts.graded_loss)
             return {"graded_image": image_l, "graded_peak": peak_l}
         r8, r16, heat_t, box_t, wgt, ry = mixer.rdd_batch(rng)
         heat, box_raw, logits = self._run(torch.cat([r8, g8]), torch.cat([r16, g16]))
         r = r8.shape[0]
-        image_l, peak_l = _graded_loss(heat[r:], logits[r:], gy)
+        image_l, peak_l = _graded_loss(heat[r:], logits[r:], gy, self.opts.graded_loss)
         out = {"graded_image": image_l, "graded_peak": peak_l}
         out["rdd_image"] = F.binary_cross_entropy_with_logits(logits[:r], ry)
         if self.teacher is not None:

@@ -126,3 +126,37 @@ def test_training_from_a_stride_16_block_moves_it_and_keeps_the_blocks_before(
     }
     assert moved == set(range(8, 16)), sorted(moved)
     assert torch.equal(before["backbone._conv_stem.weight"], after["backbone._conv_stem.weight"])
+
+
+def test_the_one_of_loss_makes_a_verdicts_types_compete() -> None:
+    """An office verdict names one type or none: under `--graded-loss one-of` the types share a
+    softmax with a "none" logit fixed at 0, so a D20 crop costs more when its D00 score is as
+    high as its D20 score, however high D20 is on its own, and a none crop's target is that
+    fixed logit. The values are worked out by hand from the softmax, not by the code."""
+    import math
+
+    from models.adapt.train import _graded_loss
+
+    d20 = torch.tensor([[0.0, 0.0, 1.0, 0.0]])  # D00, D10, D20, D40
+    none = torch.zeros((1, 4))
+    flat = torch.full((1, 1, 2, 2), -9.0)  # a heat map with no peak: only the image loss moves
+
+    def image_loss(logits: list[float], y: torch.Tensor, how: str) -> float:
+        heat = flat.expand(1, 4, 2, 2)
+        return float(_graded_loss(heat, torch.tensor([logits]), y, how)[0])  # type: ignore[arg-type]
+
+    # D20 at 4, D00 at 4 (a rival) against D00 at -4 (no rival): the rival costs log-odds.
+    rival = image_loss([4.0, -4.0, 4.0, -4.0], d20, "one-of")
+    alone = image_loss([-4.0, -4.0, 4.0, -4.0], d20, "one-of")
+    e = math.exp
+    assert rival == pytest.approx(-math.log(e(4) / (2 * e(4) + 2 * e(-4) + 1)) / 4, rel=1e-5)
+    assert alone == pytest.approx(-math.log(e(4) / (e(4) + 3 * e(-4) + 1)) / 4, rel=1e-5)
+    assert rival > 2.5 * alone
+    # A none verdict: every type's logit competes with the fixed 0.
+    assert image_loss([0.0, 0.0, 0.0, 0.0], none, "one-of") == pytest.approx(math.log(5) / 4)
+    # The independent loss is the mean of the per-type BCEs, rival or not.
+    independent = image_loss([4.0, -4.0, 4.0, -4.0], d20, "independent")
+    bce = lambda z, t: math.log1p(e(-z)) if t else math.log1p(e(z))  # noqa: E731
+    assert independent == pytest.approx(
+        (bce(4, 0) + bce(-4, 0) + bce(4, 1) + bce(-4, 0)) / 4, rel=1e-5
+    )
