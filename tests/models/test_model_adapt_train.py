@@ -135,15 +135,13 @@ def test_the_one_of_loss_makes_a_verdicts_types_compete() -> None:
     fixed logit. The values are worked out by hand from the softmax, not by the code."""
     import math
 
-    from models.adapt.train import _graded_loss
+    from models.adapt.train import GradedLoss, _graded_loss
 
-    d20 = torch.tensor([[0.0, 0.0, 1.0, 0.0]])  # D00, D10, D20, D40
-    none = torch.zeros((1, 4))
-    flat = torch.full((1, 1, 2, 2), -9.0)  # a heat map with no peak: only the image loss moves
+    d20, none = [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]  # verdicts over D00, D10, D20, D40
+    flat = torch.full((1, 4, 2, 2), -9.0)  # a heat map with no peak: only the image loss moves
 
-    def image_loss(logits: list[float], y: torch.Tensor, how: str) -> float:
-        heat = flat.expand(1, 4, 2, 2)
-        return float(_graded_loss(heat, torch.tensor([logits]), y, how)[0])  # type: ignore[arg-type]
+    def image_loss(logits: list[float], verdict: list[float], how: GradedLoss) -> float:
+        return float(_graded_loss(flat, torch.tensor([logits]), torch.tensor([verdict]), how)[0])
 
     # D20 at 4, D00 at 4 (a rival) against D00 at -4 (no rival): the rival costs log-odds.
     rival = image_loss([4.0, -4.0, 4.0, -4.0], d20, "one-of")
