@@ -8,7 +8,10 @@ NEW fails the gate when, against BASE on the same images in the same run:
   labels with at least 10 images, ``none`` included) is down by more than ``MAX_OFFICE_DROP``;
 - any office folder holds images NEW was trained on (the same file, or an image of a city or
   capture week NEW trained on, as its provenance records): such a folder is not held out, and
-  neighbouring crops of one road are near-duplicates, so its figures would flatter NEW.
+  neighbouring crops of one road are near-duplicates, so its figures would flatter NEW;
+- NEW was adapted on office-graded images, yet no folder held out from its training is given:
+  nothing would then show how it grades office images it has not seen, and RDD alone says
+  nothing about Japanese roads.
 
 A passing gate marks NEW ``default_for_vehicles`` and clears the mark on the other packages of
 NEW's folder, so exactly one package there is the vehicles' default; a failing one clears NEW's
@@ -112,6 +115,7 @@ def compare_models(
         "b": b.model_id,
         "voc": {"split": split, "a": _voc_side(a, voc, split), "b": _voc_side(b, voc, split)},
         "folders": [],
+        "b_adapted": is_adapted(b.manifest),
     }
     va, vb = report["voc"]["a"], report["voc"]["b"]
     report["voc"]["delta"] = {
@@ -157,6 +161,7 @@ def gate_failures(report: dict[str, Any]) -> list[str]:
     if d["box_macro_f1"] < -MAX_BOX_DROP:
         why.append(f"RDD {report['voc']['split']} box macro-F1 down {-d['box_macro_f1']:.4f} "
                    f"(more than {MAX_BOX_DROP})")  # fmt: skip
+    why.extend(_office_evidence_failures(report))
     for f in report["folders"]:
         seen = f["b"]["seen_in_training"]
         if seen["images"]:
@@ -169,6 +174,22 @@ def gate_failures(report: dict[str, Any]) -> list[str]:
             why.append(f"{f['folder']}: office macro-F1 down {drop:.4f} "
                        f"(more than {MAX_OFFICE_DROP})")  # fmt: skip
     return why
+
+
+def _office_evidence_failures(report: dict[str, Any]) -> list[str]:
+    held_out = [f for f in report["folders"] if not f["b"]["seen_in_training"]["images"]]
+    if report["b_adapted"] and not held_out:
+        return [
+            f"{report['b']} was adapted on office-graded images, but no office folder held "
+            "out from its training was given (--folders RUN/heldout-GROUP, as model adapt "
+            "wrote it)"
+        ]
+    return []
+
+
+def is_adapted(manifest: ModelManifest) -> bool:
+    """Whether the package was trained on office-graded images (`model adapt`)."""
+    return bool((manifest.training or {}).get("graded_sources"))
 
 
 def record_gate(new: Path, base: Grader, report: dict[str, Any], failures: list[str]) -> None:

@@ -156,12 +156,21 @@ def test_a_folder_of_images_new_was_trained_on_fails_the_gate(
     assert load_manifest(new).metrics["gate"]["folders"][0]["new_trained_on_images"] == 5
 
 
+def _adachi_only(folder: Path, out: Path) -> Path:
+    """The folder's Adachi crops alone: the city the test packages hold out."""
+    for crop in folder.rglob("*_adachi_*.png"):
+        (out / crop.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(crop, out / crop.parent.name / crop.name)
+    return out
+
+
 @pytest.mark.slow
-def test_a_city_new_was_trained_on_fails_the_gate_from_its_older_provenance(
+def test_an_adapted_model_passes_only_on_a_folder_it_never_saw(
     tmp_path: Path, data: tuple[Path, Path]
 ) -> None:
     voc, folder = data  # 18 Adachi and 18 Konan crops
-    # A package adapted before digests were recorded: Konan trained on, Adachi held out.
+    # A package adapted before digests were recorded: Konan trained on, Adachi held out. Its
+    # network and thresholds are the base's, so only the office evidence can fail it.
     older = _trained_on(
         graded_sources=[{"groups": {"adachi": 262, "konan": 237}}], heldout_group="adachi"
     )
@@ -172,10 +181,20 @@ def test_a_city_new_was_trained_on_fails_the_gate_from_its_older_provenance(
         f"gate: FAILED: {folder}: 18 of its 36 images were in road-damage-1.1.9's training "
         "(group(s) konan): not held out" in result.stdout
     )
-    held_out_only = tmp_path / "adachi-only"
-    for crop in folder.rglob("*_adachi_*.png"):
-        (held_out_only / crop.parent.name).mkdir(parents=True, exist_ok=True)
-        shutil.copy(crop, held_out_only / crop.parent.name / crop.name)
+    no_evidence = "but no office folder held out from its training was given"
+    assert no_evidence in result.stdout  # a folder it trained on is no evidence
+    alone = _gate(base, new, voc)  # RDD alone says nothing about Japanese roads
+    assert alone.returncode == 1, alone.stdout + alone.stderr
+    assert (
+        "gate: FAILED: road-damage-1.1.9 was adapted on office-graded images, " + no_evidence
+        in alone.stdout
+    )
+    assert not load_manifest(new).default_for_vehicles and load_manifest(base).default_for_vehicles
+    held_out_only = _adachi_only(folder, tmp_path / "adachi-only")
     passed = _gate(base, new, voc, held_out_only)  # the city it never saw: a fair folder
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "not held out" not in passed.stdout and "note:" not in passed.stdout
+    assert load_manifest(new).default_for_vehicles
+    # A package never adapted (1.1.0's kind) needs no office folder.
+    plain_base, plain_new = _models(tmp_path / "plain")
+    assert _gate(plain_base, plain_new, voc).returncode == 0
