@@ -40,11 +40,18 @@ def _check_request(args: argparse.Namespace) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from models.adapt.graded import GradedDataError, choose_holdout, read_graded, split_holdout
+    from models.adapt.graded import (
+        GradedDataError,
+        choose_holdout,
+        leave_out,
+        read_graded,
+        split_holdout,
+    )
 
     _check_request(args)
     try:
         graded = read_graded(list(args.graded))
+        graded = leave_out(graded, list(args.leave_out), args.holdout)
         holdout = choose_holdout(graded, args.holdout)
         split_holdout(graded, holdout)
     except GradedDataError as exc:
@@ -64,16 +71,17 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         threads=args.threads, max_steps=args.max_steps, views=args.views,
         train_from_block=args.train_from_block,
         graded_weight=args.graded_weight, class_balance=args.class_balance,
-        graded_loss=args.graded_loss,
+        graded_loss=args.graded_loss, seed=args.seed,
     )  # fmt: skip
     request = AdaptRequest(
         base=args.base, graded=tuple(args.graded), voc=args.voc, out=args.out,
         version=args.version, options=options, holdout=holdout, name=args.name,
         fp32_name=args.fp32_name, rehearsal_images=args.rehearsal_images, threads=args.threads,
     )  # fmt: skip
+    left = "".join(f"; left out: {g} ({n})" for g, n in graded.left_out)
     print(
         f"graded: {len(graded.images)} images in {len(graded.groups())} group(s); "
-        f"held out: {holdout or 'none (one group only)'}"
+        f"held out: {holdout or 'none (one group only)'}{left}"
     )
     summary = adapt(request, graded, holdout)
     print(json.dumps(summary))
@@ -112,6 +120,11 @@ def add_adapt(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "one closest to a fifth of the images",
     )  # fmt: skip
     p.add_argument(
+        "--leave-out", action="append", default=[], metavar="GROUP",
+        help="group neither trained on nor held out (repeatable): to check whether a city's "
+        "or week's verdicts help the others, or to keep them out of a fleet model",
+    )  # fmt: skip
+    p.add_argument(
         "--keep-boxes", choices=["rehearsal", "distill", "frozen"], default="rehearsal",
         help="how the box head keeps its knowledge (see models/adapt/train.py)",
     )  # fmt: skip
@@ -136,6 +149,11 @@ def add_adapt(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--graded-loss", choices=["independent", "one-of"], default="independent",
         help="independent: a yes/no per type (BCE); one-of: a verdict is one type or none, so "
         "the types compete (softmax with a fixed none logit), as the image head's refit does",
+    )  # fmt: skip
+    p.add_argument(
+        "--seed", type=int, default=0,
+        help="random seed of sampling and augmentation; one run moves by a few hundredths "
+        "with it, so compare recipes over two seeds",
     )  # fmt: skip
     p.add_argument("--rehearsal-images", type=int, default=640)
     p.add_argument("--graded-per-step", type=int, default=8)

@@ -44,6 +44,7 @@ class GradedImage:
 class GradedSet:
     images: tuple[GradedImage, ...]
     sources: tuple[dict[str, Any], ...]  # provenance, one entry per --graded folder
+    left_out: tuple[tuple[str, int], ...] = ()  # groups set aside by --leave-out, their sizes
 
     def groups(self) -> Counter[str]:
         return Counter(i.group for i in self.images)
@@ -171,6 +172,35 @@ def read_graded(folders: list[Path], min_classes: int = 2) -> GradedSet:
             "at least two classes (damage and none, or two damage types)"
         )
     return GradedSet(tuple(images), tuple(sources))
+
+
+def leave_out(graded: GradedSet, groups: list[str], holdout: str | None) -> GradedSet:
+    """The graded set without ``groups``: neither trained on nor held out (a city whose
+    verdicts make the others worse, README issue 9). Refuses unknown groups, the held-out
+    group, and leaving fewer than two classes."""
+    if not groups:
+        return graded
+    sizes = graded.groups()
+    unknown = [g for g in groups if g not in sizes]
+    if unknown:
+        raise GradedDataError(
+            f"--leave-out {', '.join(unknown)}: no such group; the graded images have "
+            f"{', '.join(f'{g} ({n})' for g, n in sorted(sizes.items()))}"
+        )
+    if holdout in groups:
+        raise GradedDataError(
+            f"--leave-out {holdout}: that group is the held-out one (--holdout); "
+            "leave out another, or hold out another"
+        )
+    kept = tuple(i for i in graded.images if i.group not in groups)
+    labels = {i.label for i in kept}
+    if len(labels) < 2:
+        raise GradedDataError(
+            f"--leave-out {', '.join(groups)}: the images left show "
+            f"{', '.join(sorted(labels)) or 'nothing'} only; adapting needs two classes"
+        )
+    left = tuple(sorted((g, sizes[g]) for g in set(groups)))
+    return GradedSet(kept, graded.sources, graded.left_out + left)
 
 
 def choose_holdout(graded: GradedSet, requested: str | None) -> str | None:

@@ -181,6 +181,7 @@ def provenance(
         "adapted_utc": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "graded_sources": list(graded.sources),
         "heldout_group": holdout,
+        "graded_left_out_groups": dict(graded.left_out),
         "graded_train_images": len(trained),
         "graded_heldout_images": len(graded.images) - len(trained),
         # What the gate checks its folders against: a model scored on images (or on a city)
@@ -199,6 +200,7 @@ def provenance(
             "rdd_per_step": req.options.rdd_per_step if req.options.keep_boxes != "frozen" else 0,
             "rehearsal_images": rehearsal_images,
             "lr": req.options.lr,
+            "seed": req.options.seed,
             "history": history,
         },
         "image_head": "logistic regression on pooled stride-32 features of the RDD training "
@@ -231,6 +233,7 @@ def adapt(req: AdaptRequest, graded: GradedSet, holdout: str | None) -> dict[str
         "int8": str(int8),
         "heldout": str(heldout_dir) if heldout_dir else None,
         "heldout_group": holdout,
+        "graded_left_out_groups": dict(graded.left_out),
         "figures": {
             name: {
                 "rdd_val_image_macro_f1": m["macro_f1"],

@@ -99,6 +99,23 @@ def test_a_holdout_that_leaves_one_class_for_training_is_refused(tmp_path: Path)
     _refused(tmp_path, result, "--holdout sapporo", "adachi (2)", "konan (1)")
 
 
+def test_a_left_out_group_must_exist_not_be_the_held_out_one_and_leave_two_classes(
+    tmp_path: Path,
+) -> None:
+    graded = tmp_path / "g"
+    picks = (("D00", "konan"), ("D00", "muroran"), ("none", "adachi"), ("D20", "adachi"))
+    for label, city in picks:
+        (graded / label).mkdir(parents=True, exist_ok=True)
+        src = next(p for p in sorted((GRADED / label).iterdir()) if f"_{city}_" in p.name)
+        shutil.copy(src, graded / label / src.name)
+    result = _adapt(tmp_path, graded, extra=("--leave-out", "sapporo"))
+    _refused(tmp_path, result, "--leave-out sapporo", "adachi (2)", "konan (1)", "muroran (1)")
+    result = _adapt(tmp_path, graded, extra=("--holdout", "konan", "--leave-out", "konan"))
+    _refused(tmp_path, result, "--leave-out konan", "held-out")
+    result = _adapt(tmp_path, graded, extra=("--leave-out", "adachi"))
+    _refused(tmp_path, result, "--leave-out adachi", "D00 only")
+
+
 def test_an_existing_package_of_that_version_is_not_overwritten(tmp_path: Path) -> None:
     graded = _graded_copy(tmp_path / "g", {"D00": 2, "none": 2})
     out = tmp_path / "out"
