@@ -60,7 +60,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
 
         from models.adapt.pipeline import AdaptRequest, adapt
-        from models.adapt.train import AdaptOptions
+        from models.adapt.train import AdaptOptions, resume_mismatch
     except ModuleNotFoundError as exc:
         raise UsageError(
             f"training needs the optional extra: pip install -e '.[train]' ({exc.name} missing)"
@@ -73,6 +73,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         graded_weight=args.graded_weight, class_balance=args.class_balance,
         graded_loss=args.graded_loss, seed=args.seed,
     )  # fmt: skip
+    mismatch = resume_mismatch(options)
+    if mismatch is not None:
+        raise UsageError(f"--run: {mismatch}")
     request = AdaptRequest(
         base=args.base, graded=tuple(args.graded), voc=args.voc, out=args.out,
         version=args.version, options=options, holdout=holdout, name=args.name,
@@ -152,8 +155,9 @@ def add_adapt(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )  # fmt: skip
     p.add_argument(
         "--seed", type=int, default=0,
-        help="random seed of sampling and augmentation; one run moves by a few hundredths "
-        "with it, so compare recipes over two seeds",
+        help="random seed of the batches (which graded images, which cached view, mirrored "
+        "or not); one run's held-out figures move by a few hundredths with it, so compare "
+        "recipes over two seeds",
     )  # fmt: skip
     p.add_argument("--rehearsal-images", type=int, default=640)
     p.add_argument("--graded-per-step", type=int, default=8)

@@ -81,6 +81,32 @@ class AdaptOptions:
         return self.train_from_block - 1
 
 
+# Options that do not change what a run learns: a resumed run may differ in these.
+_RESUMABLE_CHANGES = frozenset({"run", "threads", "max_steps"})
+
+
+def resume_mismatch(opts: AdaptOptions) -> str | None:
+    """Why ``opts.run``'s checkpoint cannot be resumed with ``opts`` (None when it can, or
+    when there is none): resuming a run begun with another seed, loss or number of epochs
+    would silently train a mix of two recipes under one manifest."""
+    path = opts.run / "last.ckpt"
+    if not path.exists():
+        return None
+    saved = torch.load(path, weights_only=False).get("options", {})
+    now = json.loads(json.dumps(asdict(opts), default=str))
+    changed = [
+        f"{key} {saved[key]} (now {now[key]})"
+        for key in sorted(saved.keys() & now.keys() - _RESUMABLE_CHANGES)
+        if saved[key] != now[key]
+    ]
+    if not changed:
+        return None
+    return (
+        f"{path} was trained with {', '.join(changed)}; resume it with the same options or "
+        "give another --run"
+    )
+
+
 def graded_targets(label: str) -> np.ndarray:
     y = np.zeros(len(CLASS_CODES), np.float32)
     if label in LABEL_INDEX:

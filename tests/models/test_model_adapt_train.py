@@ -41,12 +41,14 @@ def test_the_rebuilt_base_computes_what_its_fp32_package_computes() -> None:
             np.testing.assert_allclose(have[0].numpy(), want, atol=2e-4)
 
 
-def _adapt(tmp_path: Path, out: str, steps: int) -> subprocess.CompletedProcess[str]:
+def _adapt(
+    tmp_path: Path, out: str, steps: int, seed: int = 7
+) -> subprocess.CompletedProcess[str]:
     argv = [EXE, "model", "adapt", "--base", str(INT8), "--graded", str(tmp_path / "graded"),
             "--voc", str(tmp_path / "voc"), "--out", str(tmp_path / out), "--run",
             str(tmp_path / "run"), "--version", "1.2.0", "--max-steps", str(steps),
             "--rehearsal-images", "8", "--graded-per-step", "4", "--rdd-per-step", "4",
-            "--views", "2", "--seed", "7", "--leave-out", "nagakute"]  # fmt: skip
+            "--views", "2", "--seed", str(seed), "--leave-out", "nagakute"]  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, timeout=600)
 
 
@@ -67,6 +69,10 @@ def test_a_run_shows_progress_with_eta_and_resumes_from_its_run_folder(tmp_path:
     assert "resuming from" in second.stdout and "after step 2 of 3" in second.stdout
     assert [f.stat().st_mtime_ns for f in features] == stamps  # cached features reused
     assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["steps"] == 3
+    other = _adapt(tmp_path, "c", 4, seed=8)  # another recipe cannot resume this run
+    assert other.returncode == 2, other.stderr
+    assert "seed 7 (now 8)" in other.stderr and "another --run" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
     summary = json.loads(second.stdout.strip().splitlines()[-1])
     manifest = load_manifest(Path(summary["int8"]))
     assert manifest.precision == "int8" and not manifest.default_for_vehicles
