@@ -174,6 +174,11 @@ def read_graded(folders: list[Path], min_classes: int = 2) -> GradedSet:
     return GradedSet(tuple(images), tuple(sources))
 
 
+def _listed(groups: Counter[str]) -> str:
+    """Groups with their image counts, for a message naming what the user could have given."""
+    return ", ".join(f"{g} ({n})" for g, n in sorted(groups.items()))
+
+
 def leave_out(graded: GradedSet, groups: list[str], holdout: str | None) -> GradedSet:
     """The graded set without ``groups``: neither trained on nor held out (a city whose
     verdicts make the others worse, README issue 9). Refuses unknown groups, the held-out
@@ -185,7 +190,7 @@ def leave_out(graded: GradedSet, groups: list[str], holdout: str | None) -> Grad
     if unknown:
         raise GradedDataError(
             f"--leave-out {', '.join(unknown)}: no such group; the graded images have "
-            f"{', '.join(f'{g} ({n})' for g, n in sorted(sizes.items()))}"
+            f"{_listed(sizes)}"
         )
     if holdout in groups:
         raise GradedDataError(
@@ -199,8 +204,7 @@ def leave_out(graded: GradedSet, groups: list[str], holdout: str | None) -> Grad
             f"--leave-out {', '.join(groups)}: the images left show "
             f"{', '.join(sorted(labels)) or 'nothing'} only; adapting needs two classes"
         )
-    left = tuple(sorted((g, sizes[g]) for g in set(groups)))
-    return GradedSet(kept, graded.sources, graded.left_out + left)
+    return GradedSet(kept, graded.sources, tuple(sorted((g, sizes[g]) for g in set(groups))))
 
 
 def choose_holdout(graded: GradedSet, requested: str | None) -> str | None:
@@ -212,7 +216,7 @@ def choose_holdout(graded: GradedSet, requested: str | None) -> str | None:
         if requested not in groups:
             raise GradedDataError(
                 f"--holdout {requested}: no such group; the graded images have "
-                f"{', '.join(f'{g} ({n})' for g, n in sorted(groups.items()))}"
+                f"{_listed(groups)}"
             )
         return requested
     labels_of = {g: {i.label for i in graded.images if i.group == g} for g in groups}

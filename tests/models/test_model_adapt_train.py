@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -108,19 +109,27 @@ def test_a_run_shows_progress_with_eta_and_resumes_from_its_run_folder(tmp_path:
     assert manifest.metrics["office_heldout"]["group"] == "konan"
 
 
-def test_training_from_a_stride_16_block_moves_it_and_keeps_the_blocks_before(
-    tmp_path: Path,
-) -> None:
-    from models.adapt.base_weights import load_base
-    from models.adapt.features import cache_folder, graded_views, trunk_features
+def _tiny_training_set(tmp_path: Path) -> tuple[list[Any], list[Any]]:
+    """Six real office crops of one city (D00, D20, none) and nine tiny RDD frames with boxes:
+    enough for a few `fine_tune` steps."""
     from models.adapt.graded import GradedImage
-    from models.adapt.train import AdaptOptions, fine_tune
     from models.training.dataset import load_voc_dir
     from models.training.spec import CLASS_CODES
 
     voc = tiny_voc(tmp_path / "voc", train=8, val=1)
     crops = graded_crops(tmp_path / "graded", 2, ("konan",), ("D00", "D20", "none"))
     graded = [GradedImage(p, p.parent.name, "konan") for p in sorted(crops.rglob("*.png"))]
+    return graded, load_voc_dir(voc, CLASS_CODES)
+
+
+def test_training_from_a_stride_16_block_moves_it_and_keeps_the_blocks_before(
+    tmp_path: Path,
+) -> None:
+    from models.adapt.base_weights import load_base
+    from models.adapt.features import cache_folder, graded_views, trunk_features
+    from models.adapt.train import AdaptOptions, fine_tune
+
+    graded, rdd = _tiny_training_set(tmp_path)
     model, manifest = load_base(INT8)
     size = manifest.input.width
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -131,7 +140,6 @@ def test_training_from_a_stride_16_block_moves_it_and_keeps_the_blocks_before(
     assert cache.name == "features-block7"
     g = graded_views(model, [x.path for x in graded], size, cache, 1, opts.last_frozen_block)
     assert g.last_frozen.shape[1:] == (80, size // 16, size // 16)  # block 7: 80 channels
-    rdd = load_voc_dir(voc, CLASS_CODES)
     rdd_paths = [s.image_path for s in rdd]
     r = trunk_features(model, rdd_paths, size, cache / "rdd", "RDD", last_frozen=7)
     fine_tune(model, size, (graded, g), (rdd, r), opts)
@@ -183,15 +191,9 @@ def test_a_seed_repeats_its_run_and_another_seed_makes_another(tmp_path: Path) -
     weights again, and another seed other batches."""
     from models.adapt.base_weights import load_base
     from models.adapt.features import cache_folder, graded_views, trunk_features
-    from models.adapt.graded import GradedImage
     from models.adapt.train import AdaptOptions, fine_tune
-    from models.training.dataset import load_voc_dir
-    from models.training.spec import CLASS_CODES
 
-    voc = tiny_voc(tmp_path / "voc", train=8, val=1)
-    crops = graded_crops(tmp_path / "graded", 2, ("konan",), ("D00", "D20", "none"))
-    graded = [GradedImage(p, p.parent.name, "konan") for p in sorted(crops.rglob("*.png"))]
-    rdd = load_voc_dir(voc, CLASS_CODES)
+    graded, rdd = _tiny_training_set(tmp_path)
 
     def heat_weights(seed: int, run: str) -> torch.Tensor:
         model, manifest = load_base(INT8)
