@@ -53,13 +53,13 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         graded = read_graded(list(args.graded))
         graded = leave_out(graded, list(args.leave_out), args.holdout)
         holdout = choose_holdout(graded, args.holdout)
-        split_holdout(graded, holdout)
+        train_g, _ = split_holdout(graded, holdout)
     except GradedDataError as exc:
         raise UsageError(str(exc)) from exc
     try:
         import torch  # noqa: F401
 
-        from models.adapt.pipeline import AdaptRequest, adapt
+        from models.adapt.pipeline import AdaptRequest, adapt, trained_on
         from models.adapt.train import AdaptOptions, resume_mismatch
     except ModuleNotFoundError as exc:
         raise UsageError(
@@ -72,6 +72,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         train_from_block=args.train_from_block,
         graded_weight=args.graded_weight, class_balance=args.class_balance,
         graded_loss=args.graded_loss, seed=args.seed,
+        trained_on=trained_on(load_manifest(args.base.with_suffix(".json")), train_g, args.voc),
     )  # fmt: skip
     mismatch = resume_mismatch(options)
     if mismatch is not None:
@@ -87,6 +88,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         f"held out: {holdout or 'none (one group only)'}{left}"
     )
     summary = adapt(request, graded, holdout)
+    for group, folder in summary["left_out"].items():
+        print(f"left out {group}: its images are in {folder} (unseen: fit for --folders)")
     print(json.dumps(summary))
     return 0
 

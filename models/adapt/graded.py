@@ -45,6 +45,7 @@ class GradedSet:
     images: tuple[GradedImage, ...]
     sources: tuple[dict[str, Any], ...]  # provenance, one entry per --graded folder
     left_out: tuple[tuple[str, int], ...] = ()  # groups set aside by --leave-out, their sizes
+    left_out_images: tuple[GradedImage, ...] = ()  # their images: unseen, so fit to score on
 
     def groups(self) -> Counter[str]:
         return Counter(i.group for i in self.images)
@@ -198,13 +199,15 @@ def leave_out(graded: GradedSet, groups: list[str], holdout: str | None) -> Grad
             "leave out another, or hold out another"
         )
     kept = tuple(i for i in graded.images if i.group not in groups)
+    aside = tuple(i for i in graded.images if i.group in groups)
     labels = {i.label for i in kept}
     if len(labels) < 2:
         raise GradedDataError(
             f"--leave-out {', '.join(groups)}: the images left show "
             f"{', '.join(sorted(labels)) or 'nothing'} only; adapting needs two classes"
         )
-    return GradedSet(kept, graded.sources, tuple(sorted((g, sizes[g]) for g in set(groups))))
+    counts = tuple(sorted((g, sizes[g]) for g in set(groups)))
+    return GradedSet(kept, graded.sources, counts, aside)
 
 
 def choose_holdout(graded: GradedSet, requested: str | None) -> str | None:
@@ -215,8 +218,7 @@ def choose_holdout(graded: GradedSet, requested: str | None) -> str | None:
     if requested is not None:
         if requested not in groups:
             raise GradedDataError(
-                f"--holdout {requested}: no such group; the graded images have "
-                f"{_listed(groups)}"
+                f"--holdout {requested}: no such group; the graded images have {_listed(groups)}"
             )
         return requested
     labels_of = {g: {i.label for i in graded.images if i.group == g} for g in groups}

@@ -17,6 +17,7 @@ new model is no worse than the base.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from models.adapt.train import AdaptOptions
 from models.training.dataset import Box, Sample
 
 HELDOUT_PREFIX = "heldout-"
+LEFT_OUT_PREFIX = "leftout-"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,20 @@ def as_samples(images: list[GradedImage]) -> tuple[Sample, ...]:
     return tuple(
         Sample(g.path, 1, 1, () if g.label == "none" else (Box(g.label, 0.0, 0.0, 1.0, 1.0),))
         for g in images
+    )
+
+
+def trained_on(base: ModelManifest, train_g: list[GradedImage], voc: Path) -> str:
+    """What a run trains on, in one line its checkpoint keeps: the base package, the graded
+    training images (their labels and file digests: another --graded, --holdout or
+    --leave-out gives another set) and the RDD folder. A run folder resumes only on the same,
+    since the checkpoint's weights and the cached features belong to it."""
+    digest = hashlib.sha256()
+    for line in sorted(f"{g.label}/{image_digest(g.path)}" for g in train_g):
+        digest.update(f"{line}\n".encode())
+    return (
+        f"base {base.model_id} (sha256 {base.sha256[:12]}), {len(train_g)} graded images "
+        f"(sha256 {digest.hexdigest()[:12]}), RDD {voc.resolve()}"
     )
 
 
@@ -218,6 +234,11 @@ def adapt(req: AdaptRequest, graded: GradedSet, holdout: str | None) -> dict[str
     run = req.options.run
     run.mkdir(parents=True, exist_ok=True)
     heldout_dir = write_tree(held, run / f"{HELDOUT_PREFIX}{holdout}") if held else None
+    left_dirs = {
+        group: str(write_tree([i for i in graded.left_out_images if i.group == group],
+                              run / f"{LEFT_OUT_PREFIX}{group}"))
+        for group, _ in graded.left_out
+    }  # fmt: skip
     model, base, history, n_rehearsal = fine_tuned_model(req, train_g)
     training = provenance(req, graded, holdout, history, base, n_rehearsal)
     fp32 = export_fp32(req, model, base, training)
@@ -234,6 +255,7 @@ def adapt(req: AdaptRequest, graded: GradedSet, holdout: str | None) -> dict[str
         "heldout": str(heldout_dir) if heldout_dir else None,
         "heldout_group": holdout,
         "graded_left_out_groups": dict(graded.left_out),
+        "left_out": left_dirs,
         "figures": {
             name: {
                 "rdd_val_image_macro_f1": m["macro_f1"],

@@ -75,6 +75,7 @@ class AdaptOptions:
     max_steps: int | None = None  # stop after this many steps in all (tests, timing)
     train_from_block: int = trained_part.DEFAULT_FIRST  # the first backbone block that trains
     graded_loss: GradedLoss = "independent"  # how a verdict's types are scored (see _graded_loss)
+    trained_on: str = ""  # base, graded training images, RDD folder (pipeline.trained_on)
 
     @property
     def last_frozen_block(self) -> int:
@@ -88,22 +89,29 @@ _RESUMABLE_CHANGES = frozenset({"run", "threads", "max_steps"})
 def resume_mismatch(opts: AdaptOptions) -> str | None:
     """Why ``opts.run``'s checkpoint cannot be resumed with ``opts`` (None when it can, or
     when there is none): resuming a run begun with another seed, loss or number of epochs
-    would silently train a mix of two recipes under one manifest."""
+    would silently train a mix of two recipes under one manifest, and resuming on other
+    images (another --graded, --holdout or --leave-out, base or RDD folder) would carry
+    weights fitted to them into a manifest that names only the new ones."""
     path = opts.run / "last.ckpt"
     if not path.exists():
         return None
     saved = torch.load(path, weights_only=False).get("options", {})
     now = json.loads(json.dumps(asdict(opts), default=str))
-    changed = [
-        f"{key} {saved[key]} (now {now[key]})"
+    differs = [
+        key
         for key in sorted(saved.keys() & now.keys() - _RESUMABLE_CHANGES)
         if saved[key] != now[key]
     ]
-    if not changed:
+    reasons = [
+        f"with {key} {saved[key]} (now {now[key]})" for key in differs if key != "trained_on"
+    ]
+    if "trained_on" in differs:
+        reasons.append(f"on {saved['trained_on']} (now {now['trained_on']})")
+    if not reasons:
         return None
     return (
-        f"{path} was trained with {', '.join(changed)}; resume it with the same options or "
-        "give another --run"
+        f"{path} was trained {'; '.join(reasons)}; resume it with the same options and "
+        "images or give another --run"
     )
 
 

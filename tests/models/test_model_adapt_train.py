@@ -43,13 +43,14 @@ def test_the_rebuilt_base_computes_what_its_fp32_package_computes() -> None:
 
 
 def _adapt(
-    tmp_path: Path, out: str, steps: int, seed: int = 7
+    tmp_path: Path, out: str, steps: int, seed: int = 7, leave_out: str = "nagakute"
 ) -> subprocess.CompletedProcess[str]:
     argv = [EXE, "model", "adapt", "--base", str(INT8), "--graded", str(tmp_path / "graded"),
             "--voc", str(tmp_path / "voc"), "--out", str(tmp_path / out), "--run",
             str(tmp_path / "run"), "--version", "1.2.0", "--max-steps", str(steps),
             "--rehearsal-images", "8", "--graded-per-step", "4", "--rdd-per-step", "4",
-            "--views", "2", "--seed", str(seed), "--leave-out", "nagakute"]  # fmt: skip
+            "--views", "2", "--seed", str(seed)]  # fmt: skip
+    argv += ["--leave-out", leave_out] if leave_out else []
     return subprocess.run(argv, capture_output=True, text=True, timeout=600)
 
 
@@ -74,6 +75,10 @@ def test_a_run_shows_progress_with_eta_and_resumes_from_its_run_folder(tmp_path:
     assert other.returncode == 2, other.stderr
     assert "seed 7 (now 8)" in other.stderr and "another --run" in other.stderr
     assert len(other.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
+    more = _adapt(tmp_path, "d", 4, leave_out="")  # nagakute trained on too: other images
+    assert more.returncode == 2, more.stderr
+    assert "9 graded images" in more.stderr and "(now base" in more.stderr
+    assert "18 graded images" in more.stderr and not (tmp_path / "d").exists()
     summary = json.loads(second.stdout.strip().splitlines()[-1])
     manifest = load_manifest(Path(summary["int8"]))
     assert manifest.precision == "int8" and not manifest.default_for_vehicles
@@ -105,6 +110,17 @@ def test_a_run_shows_progress_with_eta_and_resumes_from_its_run_folder(tmp_path:
     }
     assert len(left) == 9 and not left & trained
     assert not (tmp_path / "run" / "heldout-nagakute").exists()
+    # ...but written apart, as label folders, for scoring on a city the model has not seen.
+    left_dir = tmp_path / "run" / "leftout-nagakute"
+    assert f"left out nagakute: its images are in {left_dir}" in first.stdout
+    assert summary["left_out"] == {"nagakute": str(left_dir)}
+    assert {
+        hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in left_dir.rglob("*.png")
+    } == left
+    assert (
+        sorted(p.parent.name for p in left_dir.rglob("*.png"))
+        == ["D00"] * 3 + ["D20"] * 3 + ["none"] * 3
+    )
     assert "graded images" in (manifest.quantization or {})["image_head_refit_on_int8_features"]
     assert manifest.metrics["office_heldout"]["group"] == "konan"
 
