@@ -226,6 +226,16 @@ def provenance(
     }
 
 
+def _write_left_out(graded: GradedSet, run: Path) -> dict[str, str]:
+    """Each left-out group's images as label folders (``RUN/leftout-GROUP/``): the model never
+    sees them, so `model compare --folders` can score it on them as on the held-out group."""
+    folders = {}
+    for group, _ in graded.left_out:
+        images = [i for i in graded.left_out_images if i.group == group]
+        folders[group] = str(write_tree(images, run / f"{LEFT_OUT_PREFIX}{group}"))
+    return folders
+
+
 def adapt(req: AdaptRequest, graded: GradedSet, holdout: str | None) -> dict[str, Any]:
     """Run the whole adaptation; ``graded`` has been read and checked already."""
     from models.quantize import EARLY_FP32_PREFIXES, quantize_package
@@ -234,11 +244,7 @@ def adapt(req: AdaptRequest, graded: GradedSet, holdout: str | None) -> dict[str
     run = req.options.run
     run.mkdir(parents=True, exist_ok=True)
     heldout_dir = write_tree(held, run / f"{HELDOUT_PREFIX}{holdout}") if held else None
-    left_dirs = {
-        group: str(write_tree([i for i in graded.left_out_images if i.group == group],
-                              run / f"{LEFT_OUT_PREFIX}{group}"))
-        for group, _ in graded.left_out
-    }  # fmt: skip
+    left_dirs = _write_left_out(graded, run)
     model, base, history, n_rehearsal = fine_tuned_model(req, train_g)
     training = provenance(req, graded, holdout, history, base, n_rehearsal)
     fp32 = export_fp32(req, model, base, training)
