@@ -43,6 +43,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from models.adapt.graded import (
         GradedDataError,
         choose_holdout,
+        image_digest,
         leave_out,
         read_graded,
         split_holdout,
@@ -65,6 +66,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise UsageError(
             f"training needs the optional extra: pip install -e '.[train]' ({exc.name} missing)"
         ) from exc
+    # Each training image is read once here: the resume check and the provenance share it.
+    digests = tuple(image_digest(g.path) for g in train_g)
+    base_manifest = load_manifest(args.base.with_suffix(".json"))
     options = AdaptOptions(
         run=args.run, epochs=args.epochs, keep_boxes=args.keep_boxes, lr=args.lr,
         graded_per_step=args.graded_per_step, rdd_per_step=args.rdd_per_step,
@@ -72,15 +76,16 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         train_from_block=args.train_from_block,
         graded_weight=args.graded_weight, class_balance=args.class_balance,
         graded_loss=args.graded_loss, seed=args.seed,
-        trained_on=trained_on(load_manifest(args.base.with_suffix(".json")), train_g, args.voc),
+        trained_on=trained_on(base_manifest, train_g, digests, args.voc),
     )  # fmt: skip
     mismatch = resume_mismatch(options)
     if mismatch is not None:
         raise UsageError(f"--run: {mismatch}")
     request = AdaptRequest(
         base=args.base, graded=tuple(args.graded), voc=args.voc, out=args.out,
-        version=args.version, options=options, holdout=holdout, name=args.name,
-        fp32_name=args.fp32_name, rehearsal_images=args.rehearsal_images, threads=args.threads,
+        version=args.version, options=options, train_digests=digests, holdout=holdout,
+        name=args.name, fp32_name=args.fp32_name, rehearsal_images=args.rehearsal_images,
+        threads=args.threads,
     )  # fmt: skip
     left = "".join(f"; left out: {g} ({n})" for g, n in graded.left_out)
     print(

@@ -44,11 +44,15 @@ class GradedImage:
 class GradedSet:
     images: tuple[GradedImage, ...]
     sources: tuple[dict[str, Any], ...]  # provenance, one entry per --graded folder
-    left_out: tuple[tuple[str, int], ...] = ()  # groups set aside by --leave-out, their sizes
-    left_out_images: tuple[GradedImage, ...] = ()  # their images: unseen, so fit to score on
+    left_out_images: tuple[GradedImage, ...] = ()  # set aside by --leave-out: unseen, to score on
 
     def groups(self) -> Counter[str]:
         return Counter(i.group for i in self.images)
+
+    @property
+    def left_out(self) -> tuple[tuple[str, int], ...]:
+        """The groups set aside by --leave-out and their sizes, by name."""
+        return tuple(sorted(Counter(i.group for i in self.left_out_images).items()))
 
 
 def _index(folder: Path) -> dict[str, dict[str, str]]:
@@ -206,8 +210,7 @@ def leave_out(graded: GradedSet, groups: list[str], holdout: str | None) -> Grad
             f"--leave-out {', '.join(groups)}: the images left show "
             f"{', '.join(sorted(labels)) or 'nothing'} only; adapting needs two classes"
         )
-    counts = tuple(sorted((g, sizes[g]) for g in set(groups)))
-    return GradedSet(kept, graded.sources, counts, aside)
+    return GradedSet(kept, graded.sources, aside)
 
 
 def choose_holdout(graded: GradedSet, requested: str | None) -> str | None:

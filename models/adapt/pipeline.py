@@ -28,7 +28,7 @@ from typing import Any
 from edge.grading.grader import Grader
 from edge.grading.manifest import ModelManifest, load_manifest
 from models.adapt import trained_part
-from models.adapt.graded import GradedImage, GradedSet, image_digest, split_holdout, write_tree
+from models.adapt.graded import GradedImage, GradedSet, split_holdout, write_tree
 from models.adapt.train import AdaptOptions
 from models.training.dataset import Box, Sample
 
@@ -44,6 +44,7 @@ class AdaptRequest:
     out: Path
     version: str
     options: AdaptOptions
+    train_digests: tuple[str, ...]  # image_digest of each graded training image, read once
     holdout: str | None = None
     name: str = "road-damage"
     fp32_name: str = "road-damage-fp32"
@@ -61,13 +62,16 @@ def as_samples(images: list[GradedImage]) -> tuple[Sample, ...]:
     )
 
 
-def trained_on(base: ModelManifest, train_g: list[GradedImage], voc: Path) -> str:
+def trained_on(
+    base: ModelManifest, train_g: list[GradedImage], digests: tuple[str, ...], voc: Path
+) -> str:
     """What a run trains on, in one line its checkpoint keeps: the base package, the graded
-    training images (their labels and file digests: another --graded, --holdout or
-    --leave-out gives another set) and the RDD folder. A run folder resumes only on the same,
-    since the checkpoint's weights and the cached features belong to it."""
+    training images (their labels and file digests, ``digests[i]`` of ``train_g[i]``: another
+    --graded, --holdout or --leave-out gives another set) and the RDD folder. A run folder
+    resumes only on the same, since the checkpoint's weights and the cached features belong
+    to it."""
     digest = hashlib.sha256()
-    for line in sorted(f"{g.label}/{image_digest(g.path)}" for g in train_g):
+    for line in sorted(f"{g.label}/{d}" for g, d in zip(train_g, digests, strict=True)):
         digest.update(f"{line}\n".encode())
     return (
         f"base {base.model_id} (sha256 {base.sha256[:12]}), {len(train_g)} graded images "
@@ -203,7 +207,7 @@ def provenance(
         # What the gate checks its folders against: a model scored on images (or on a city)
         # it was trained on says nothing about roads it has not seen.
         "graded_train_groups": sorted({g.group for g in trained}),
-        "graded_train_sha256_16": sorted(image_digest(g.path) for g in trained),
+        "graded_train_sha256_16": sorted(req.train_digests),
         "adapt": {
             "keep_boxes": req.options.keep_boxes,
             "trained": trained_part.describe(req.options.train_from_block),
