@@ -37,8 +37,10 @@ class _Client:
     replies: deque[bytes] = field(default_factory=deque)
     latest_status: bytes | None = None
     dropped_statuses: int = 0
-    # When it last sent us anything (or connected): the longest-silent one makes room.
+    # When it last sent us anything (or connected): the longest-silent one makes room, and
+    # one that never said a word goes first (a screen pings as it connects and every second).
     last_input_mono: float = field(default_factory=time.monotonic)
+    spoke: bool = False
     marks: MarkBucket = field(default_factory=MarkBucket)
 
 
@@ -49,8 +51,9 @@ class StatusServer:
     only ever has the newest status waiting for it (older ones are dropped and counted), so
     a stuck screen can neither slow the recorder nor grow its memory. Commands are bounded
     (``guard.parse_command``), marks are rate-limited per client and in all, a full house
-    makes room by dropping the client silent the longest (a screen pings every second),
-    a client whose handling fails is dropped alone, and a loop that dies anyway restarts.
+    makes room by dropping a client that never spoke, else the one silent the longest (a
+    screen pings as it connects and every second), a client whose handling fails is dropped
+    alone, and a loop that dies anyway restarts.
     """
 
     def __init__(
@@ -188,7 +191,7 @@ class StatusServer:
         except (BlockingIOError, InterruptedError):
             return
         if self.client_count >= self._max_clients:
-            self._evict_longest_silent(sel)
+            self._evict_most_idle(sel)
         sock.setblocking(False)
         client = _Client(sock)
         client.replies.append(encode_line({"type": "hello", "protocol": PROTOCOL_VERSION}))
@@ -198,14 +201,21 @@ class StatusServer:
         # A new screen should not wait a whole period for its first picture.
         self._queue_status(client, self._status_line())
 
-    def _evict_longest_silent(self, sel: selectors.BaseSelector) -> None:
-        """Idle connections must not lock the real screen out: the one that has said nothing
-        for the longest goes (a screen pings every second, so it is never that one)."""
+    def _evict_most_idle(self, sel: selectors.BaseSelector) -> None:
+        """Idle connections must not lock the real screen out: a connection that never said
+        anything goes first, the oldest of them, then the one silent the longest. A screen
+        pings as it connects, so a burst of idle connects within one ping interval cannot
+        push it out (by silence alone it would be the longest silent after that burst)."""
         with self._clients_lock:
-            oldest = min(self._clients.values(), key=lambda c: c.last_input_mono, default=None)
+            oldest = min(
+                self._clients.values(), key=lambda c: (c.spoke, c.last_input_mono), default=None
+            )
         if oldest is not None:
             self.evicted_clients += 1
-            log.warning("status socket: %d clients; dropping the longest silent", self._max_clients)
+            log.warning(
+                "status socket: %d clients; dropping one that never spoke or is silent longest",
+                self._max_clients,
+            )
             self._drop(oldest, sel)
 
     def _read(self, client: _Client, sel: selectors.BaseSelector) -> None:
@@ -219,7 +229,7 @@ class StatusServer:
             self._drop(client, sel)
             return
         client.inbuf += data
-        client.last_input_mono = time.monotonic()
+        client.last_input_mono, client.spoke = time.monotonic(), True
         self._handle_lines(client)
         if b"\n" not in client.inbuf and len(client.inbuf) > MAX_LINE_BYTES:
             log.warning("status socket: dropping a client that sends no line ends")

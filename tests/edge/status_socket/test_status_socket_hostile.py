@@ -171,6 +171,24 @@ def server(tmp_path: Path) -> Iterator[StatusServer]:
     srv.stop()
 
 
+def test_a_burst_of_idle_connects_within_one_ping_cannot_push_the_screen_out(
+    server: StatusServer,
+) -> None:
+    with RemoteRecorder(server.path).connect(timeout_s=5.0) as screen:
+        assert screen.mark_manual() == "manual-1"  # answered: the server has heard the screen
+        # A full house of silent connects at once, all newer than the screen's last word: by
+        # silence alone the screen would be the longest silent when the eighth one comes.
+        idle = [_raw(server.path) for _ in range(8)]
+        try:
+            assert wait_until(lambda: server.evicted_clients == 1, 5.0)
+            assert screen.mark_manual() == "manual-2"
+            assert screen.connects == 1
+            assert server.client_count == 8
+        finally:
+            for sock in idle:
+                sock.close()
+
+
 def test_a_client_whose_request_fails_is_dropped_alone(tmp_path: Path) -> None:
     class Odd(FixedControl):
         """A bug's shape: a finding id the reply cannot encode (it fails outside the command)."""
